@@ -1,0 +1,35 @@
+"""Installs the slim image classification framework and its four commands."""
+
+from setuptools import find_packages, setup
+
+COMMANDS = (
+    'train_image_classifier',
+    'eval_image_classifier',
+    'export_inference_graph',
+    'download_and_convert_data',
+)
+
+setup(
+    name='slim-image-classifier',
+    version='0.1.0',
+    description='TF-Slim style image classification training on current TensorFlow.',
+    python_requires='>=3.10,<3.13',
+    packages=find_packages(include=['datasets', 'nets', 'preprocessing', 'deployment']),
+    py_modules=['slim_compat', *COMMANDS],
+    install_requires=[
+        'tensorflow>=2.16,<2.22',
+        'tf-keras>=2.16,<2.22',
+        'tf-slim>=1.1,<1.2',
+        'numpy>=1.26,<3',
+        'absl-py>=1.0',
+        'pillow>=10.0',
+    ],
+    extras_require={
+        # The embedded default dataset (`digits`) is scikit-learn's bundled copy.
+        'digits': ['scikit-learn>=1.3'],
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'scikit-learn>=1.3'],
+    },
+    entry_points={
+        'console_scripts': ['%s=%s:run' % (name, name) for name in COMMANDS],
+    },
+)
