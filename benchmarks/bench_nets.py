@@ -1,0 +1,126 @@
+"""Training-step and inference images/sec of our nets against Keras 3 on the same architecture.
+
+Both sides get the same batch, image size, random inputs, optimizer (SGD with
+momentum on softmax cross-entropy) and thread pools; measurements alternate in
+one process and the table prints our/Keras ratios. No input pipeline on either
+side: this isolates the model.
+
+    python benchmarks/bench_nets.py                 # lenet, vgg_16, vgg_19, inception_v3
+    python benchmarks/bench_nets.py --nets lenet --steps 20
+"""
+
+import argparse
+
+import numpy as np
+
+import common  # noqa: F401  (sets sys.path and logging first)
+import keras
+import tensorflow as tf
+
+from nets import nets_factory
+from slim_compat import slim
+
+KERAS_APPLICATIONS = {
+    'vgg_16': keras.applications.VGG16,
+    'vgg_19': keras.applications.VGG19,
+    'inception_v3': keras.applications.InceptionV3,
+}
+DEFAULT_BATCH = {'lenet': 64, 'vgg_16': 4, 'vgg_19': 4, 'inception_v3': 4}
+
+
+def keras_lenet(input_shape, classes):
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Conv2D(32, 5, padding='same', activation='relu'),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 5, padding='same', activation='relu'),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(1024, activation='relu'),
+        layers.Dropout(0.5),
+        layers.Dense(classes),
+    ])
+
+
+def keras_model(name, input_shape, classes):
+    if name == 'lenet':
+        return keras_lenet(input_shape, classes)
+    return KERAS_APPLICATIONS[name](weights=None, input_shape=input_shape, classes=classes,
+                                    classifier_activation=None)
+
+
+def slim_runners(name, images, labels, classes, threads):
+    """Session-run closures for one training step and one inference batch."""
+    graph = tf.Graph()
+    with graph.as_default():
+        image_tensor = tf.constant(images)
+        label_tensor = tf.constant(labels)
+        kwargs = {'create_aux_logits': False} if name == 'inception_v3' else {}
+        train_fn = nets_factory.get_network_fn(name, classes, is_training=True)
+        logits, _ = train_fn(image_tensor, **kwargs)
+        loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(label_tensor, logits)
+        optimizer = tf.compat.v1.train.MomentumOptimizer(0.001, 0.9)
+        train_op = slim.learning.create_train_op(loss, optimizer)
+        eval_fn = nets_factory.get_network_fn(name, classes, is_training=False)
+        eval_logits, _ = eval_fn(image_tensor, reuse=True, **kwargs)
+        session = tf.compat.v1.Session(config=common.session_config(*threads))
+        session.run(tf.compat.v1.global_variables_initializer())
+    return (lambda: session.run(train_op)), (lambda: session.run(eval_logits)), session
+
+
+def keras_runners(name, images, labels, classes):
+    model = keras_model(name, images.shape[1:], classes)
+    model.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = tf.constant(images)
+    y = tf.constant(labels)
+    return (lambda: model.train_on_batch(x, y)), (lambda: model.predict_on_batch(x))
+
+
+def measure(name, batch_size, warmup, steps, threads):
+    spec = nets_factory.get_network_spec(name)
+    size = spec.default_image_size
+    classes = spec.default_num_classes
+    rng = np.random.RandomState(0)
+    images = rng.uniform(-1, 1, [batch_size, size, size, spec.num_channels]).astype(np.float32)
+    labels = rng.randint(0, classes, [batch_size]).astype(np.int64)
+    slim_train, slim_infer, session = slim_runners(name, images, labels, classes, threads)
+    keras_train, keras_infer = keras_runners(name, images, labels, classes)
+    rates = {}
+    # Alternate the sides so that a slow spell of the machine hits both.
+    for side, train, infer in (('slim', slim_train, slim_infer), ('keras', keras_train, keras_infer),
+                               ('slim', slim_train, slim_infer), ('keras', keras_train, keras_infer)):
+        train_rate = common.items_per_second(train, batch_size, warmup, steps)
+        infer_rate = common.items_per_second(infer, batch_size, warmup, steps)
+        best = rates.get(side, (0.0, 0.0))
+        rates[side] = (max(best[0], train_rate), max(best[1], infer_rate))
+    session.close()
+    return rates
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--nets', nargs='+', default=['lenet', 'vgg_16', 'vgg_19', 'inception_v3'])
+    parser.add_argument('--batch_size', type=int, default=None)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--steps', type=int, default=5)
+    parser.add_argument('--intra_op_threads', type=int, default=2)
+    parser.add_argument('--inter_op_threads', type=int, default=2)
+    args = parser.parse_args()
+    threads = (args.intra_op_threads, args.inter_op_threads)
+    common.configure_threads(*threads)
+    rows = []
+    for name in args.nets:
+        batch_size = args.batch_size or DEFAULT_BATCH.get(name, 8)
+        rates = measure(name, batch_size, args.warmup, args.steps, threads)
+        (slim_train, slim_infer), (keras_train, keras_infer) = rates['slim'], rates['keras']
+        rows.append([name, batch_size, slim_train, keras_train, slim_train / keras_train,
+                     slim_infer, keras_infer, slim_infer / keras_infer])
+        print('measured', name, flush=True)
+    common.print_table(['net', 'batch', 'train img/s', 'keras train', 'ratio',
+                        'infer img/s', 'keras infer', 'ratio'], rows)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,49 @@
+"""Helpers shared by the benchmark scripts: timing, thread settings, tables."""
+
+import os
+import sys
+import time
+from collections.abc import Callable
+
+# Benchmarks run from a checkout: make the repository importable.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import tensorflow as tf  # noqa: E402
+
+
+def configure_threads(intra_op: int, inter_op: int) -> None:
+    """Gives eager/Keras code the thread pools a Session gets from `session_config`."""
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+
+
+def session_config(intra_op: int, inter_op: int) -> tf.compat.v1.ConfigProto:
+    return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op,
+                                    inter_op_parallelism_threads=inter_op)
+
+
+def items_per_second(step: Callable[[], object], items_per_step: int, warmup: int,
+                     steps: int) -> float:
+    """Runs `step` `warmup` times untimed, then `steps` times timed."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return items_per_step * steps / (time.perf_counter() - start)
+
+
+def print_table(header: list[str], rows: list[list[object]]) -> None:
+    cells = [header] + [[_format(value) for value in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for index, row in enumerate(cells):
+        print('  '.join(cell.rjust(width) for cell, width in zip(row, widths)))
+        if index == 0:
+            print('  '.join('-' * width for width in widths))
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return '%.2f' % value
+    return str(value)

@@ -1,0 +1,201 @@
+"""Every registered network, checked against the published TF-Slim facts."""
+
+import inspect
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from nets import nets_factory
+from slim_compat import slim
+from tests.net_facts import NET_FACTS
+
+ALL_NETS = nets_factory.list_networks()
+NETS_WITH_FACTS = [name for name in ALL_NETS if name in NET_FACTS]
+
+
+def _accepts(name, argument):
+    return argument in inspect.signature(nets_factory.get_network_spec(name).builder).parameters
+
+
+def _num_classes(name):
+    return nets_factory.get_network_spec(name).default_num_classes
+
+
+def _images(name, batch_size=2, size=None):
+    spec = nets_factory.get_network_spec(name)
+    size = size or spec.default_image_size
+    return tf.random_uniform([batch_size, size, size, spec.num_channels], -1.0, 1.0, seed=1)
+
+
+def _build(name, images, is_training=True, weight_decay=0.0, **kwargs):
+    network_fn = nets_factory.get_network_fn(name, _num_classes(name), weight_decay=weight_decay,
+                                             is_training=is_training)
+    return network_fn(images, **kwargs)
+
+
+def _count(variables):
+    return sum(int(np.prod(v.shape.as_list())) for v in variables)
+
+
+def test_every_published_net_is_registered():
+    assert set(NET_FACTS) <= set(ALL_NETS)
+
+
+def test_registry_defaults_match_published_facts():
+    for name in NETS_WITH_FACTS:
+        spec = nets_factory.get_network_spec(name)
+        facts = NET_FACTS[name]
+        assert (spec.default_image_size, spec.num_channels, spec.default_num_classes) == (
+            facts['image_size'], facts['channels'], facts['num_classes']), name
+
+
+@pytest.mark.parametrize('name', NETS_WITH_FACTS)
+def test_end_points_shapes_and_parameter_counts(name):
+    facts = NET_FACTS[name]
+    with tf.Graph().as_default():
+        logits, end_points = _build(name, _images(name))
+        for end_point, shape in facts['end_points'].items():
+            assert end_point in end_points, '%s lacks end point %s' % (name, end_point)
+            assert end_points[end_point].shape.as_list() == shape, end_point
+        assert logits.shape.as_list() == [2, facts['num_classes']]
+        assert logits.op.name == facts['logits_op']
+        assert _count(tf.trainable_variables()) == facts['trainable_params']
+        assert len(slim.get_model_variables()) == facts['model_variables']
+
+
+@pytest.mark.parametrize('name', ALL_NETS)
+def test_forward_pass_is_finite(name):
+    with tf.Graph().as_default():
+        logits, end_points = _build(name, _images(name, batch_size=1), is_training=False)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            logits_value, predictions = sess.run([logits, end_points['Predictions']])
+    assert np.all(np.isfinite(logits_value))
+    assert np.allclose(predictions.sum(axis=-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ALL_NETS)
+def test_every_trainable_variable_receives_a_gradient(name):
+    with tf.Graph().as_default():
+        logits, end_points = _build(name, _images(name))
+        loss = tf.reduce_sum(logits)
+        if 'AuxLogits' in end_points:
+            loss += tf.reduce_sum(end_points['AuxLogits'])
+        variables = tf.trainable_variables()
+        gradients = tf.gradients(loss, variables)
+    missing = [v.op.name for v, g in zip(variables, gradients) if g is None]
+    assert not missing
+
+
+def _source_variable(tensor):
+    """The name of the variable a regularization loss was computed from."""
+    pending = [tensor.op]
+    while pending:
+        op = pending.pop()
+        if op.type in ('VarHandleOp', 'VariableV2'):
+            return op.name
+        pending.extend(inp.op for inp in op.inputs)
+    raise AssertionError('%s reads no variable' % tensor.name)
+
+
+@pytest.mark.parametrize('name', ALL_NETS)
+def test_weight_decay_adds_one_regularization_loss_per_weight(name):
+    with tf.Graph().as_default():
+        _build(name, _images(name), weight_decay=0.01)
+        weights = sorted(v.op.name for v in tf.trainable_variables()
+                         if v.op.name.endswith('/weights'))
+        losses = tf.losses.get_regularization_losses()
+        regularized = sorted(_source_variable(loss) for loss in losses)
+    assert regularized == weights
+
+
+@pytest.mark.parametrize('name', ALL_NETS)
+def test_zero_weight_decay_adds_no_regularization_loss(name):
+    with tf.Graph().as_default():
+        _build(name, _images(name), weight_decay=0.0)
+        assert tf.losses.get_regularization_losses() == []
+
+
+@pytest.mark.parametrize('name', ALL_NETS)
+def test_batch_norm_update_ops_in_training_mode(name):
+    with tf.Graph().as_default():
+        _build(name, _images(name), is_training=True)
+        moving_means = [v for v in tf.global_variables() if v.op.name.endswith('/moving_mean')]
+        update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        assert len(update_ops) == 2 * len(moving_means)
+        if name.startswith('inception'):
+            assert moving_means, 'Inception nets are batch-normalised'
+
+
+@pytest.mark.parametrize('name', ALL_NETS)
+def test_unknown_batch_size(name):
+    spec = nets_factory.get_network_spec(name)
+    size = spec.default_image_size
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.float32, [None, size, size, spec.num_channels])
+        logits, _ = _build(name, images, is_training=False)
+        assert logits.shape.as_list() == [None, _num_classes(name)]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            value = sess.run(logits, {images: np.zeros([3, size, size, spec.num_channels])})
+    assert value.shape == (3, _num_classes(name))
+
+
+@pytest.mark.parametrize('name', [n for n in ALL_NETS if _accepts(n, 'global_pool')])
+def test_global_pool_with_unknown_spatial_size(name):
+    spec = nets_factory.get_network_spec(name)
+    size = spec.default_image_size + 32
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.float32, [None, None, None, spec.num_channels])
+        logits, _ = _build(name, images, is_training=False, global_pool=True)
+        assert logits.shape.as_list()[-1] == _num_classes(name)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            value = sess.run(logits, {images: np.zeros([1, size, size, spec.num_channels])})
+    assert value.shape == (1, _num_classes(name))
+
+
+@pytest.mark.parametrize('name', ALL_NETS)
+def test_pre_logits_features_without_num_classes(name):
+    spec = nets_factory.get_network_spec(name)
+    with tf.Graph().as_default():
+        network_fn = nets_factory.get_network_fn(name, num_classes=0)
+        features, end_points = network_fn(_images(name))
+        names = [v.op.name for v in tf.trainable_variables()]
+    assert 'Logits' not in end_points or end_points['Logits'] is not features
+    assert features.shape[0] == 2 and features.shape.ndims in (2, 4)
+    assert not any(n.endswith(('Logits/Conv2d_0c_1x1/weights', 'Logits/Conv2d_1c_1x1/weights',
+                               'Logits/Logits/weights', 'fc8/weights', 'fc4/weights'))
+                   for n in names), spec.name
+
+
+@pytest.mark.parametrize('name', ALL_NETS)
+def test_train_and_eval_graphs_share_variables(name):
+    with tf.Graph().as_default():
+        _build(name, _images(name), is_training=True)
+        count = len(tf.global_variables())
+        _build(name, _images(name), is_training=False, reuse=True)
+        assert len(tf.global_variables()) == count
+
+
+def test_network_fn_carries_default_image_size():
+    for name in ALL_NETS:
+        network_fn = nets_factory.get_network_fn(name, 10)
+        assert network_fn.default_image_size == nets_factory.get_network_spec(name).default_image_size
+
+
+def test_unknown_network_name_lists_valid_names():
+    with pytest.raises(ValueError) as error:
+        nets_factory.get_network_fn('inception_v5', 10)
+    message = str(error.value)
+    assert "unknown network 'inception_v5'" in message
+    assert all(name in message for name in ALL_NETS)
+
+
+@pytest.mark.parametrize('name', ['inception_v1', 'inception_v2', 'inception_v3'])
+@pytest.mark.parametrize('depth_multiplier', [0.0, -1.0])
+def test_depth_multiplier_must_be_positive(name, depth_multiplier):
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match='depth_multiplier'):
+            _build(name, _images(name), depth_multiplier=depth_multiplier)

@@ -1,0 +1,155 @@
+"""Every command-line flag of train, eval and export, defined once.
+
+Each command calls the `define_*` groups it needs; the names and defaults are
+those of the original TF-Slim tools. Invalid choices fail at start: enum flags
+name the allowed values, and the validators below name the flag.
+"""
+
+from absl import flags
+
+from training import optimization
+
+
+def _positive(name: str, allow_none: bool = False) -> None:
+    flags.register_validator(
+        name, lambda value: (allow_none and value is None) or (value is not None and value > 0),
+        message='--%s must be > 0' % name)
+
+
+def _at_least_zero(name: str) -> None:
+    flags.register_validator(name, lambda value: value is None or value >= 0,
+                             message='--%s must be >= 0' % name)
+
+
+def define_dataset_flags(default_split: str) -> None:
+    """Flags naming the data and how it is read (train, eval, export)."""
+    flags.DEFINE_string('dataset_name', 'imagenet', 'The name of the dataset to load.')
+    flags.DEFINE_string('dataset_split_name', default_split, 'The name of the split to use.')
+    flags.DEFINE_string('dataset_dir', None, 'The directory holding the dataset files.')
+    flags.DEFINE_integer('labels_offset', 0,
+                         'Subtracted from every label: 1 for 1000-class nets on 1001-class '
+                         'ImageNet records (the background class).')
+    flags.DEFINE_string('preprocessing_name', None,
+                        'The preprocessing to use; by default the net\'s own.')
+    flags.DEFINE_bool('use_grayscale', False, 'Convert images to grayscale before the net.')
+    flags.DEFINE_integer('batch_size', 32, 'The number of images in each batch.')
+    _positive('batch_size')
+    _at_least_zero('labels_offset')
+
+
+def define_model_flags() -> None:
+    """Flags choosing the network (train, eval, export)."""
+    flags.DEFINE_string('model_name', 'inception_v3', 'The name of the network to use.')
+    flags.DEFINE_float('moving_average_decay', None,
+                       'Decay of the moving averages of the weights; None to keep none.')
+    flags.register_validator(
+        'moving_average_decay', lambda value: value is None or 0.0 < value < 1.0,
+        message='--moving_average_decay must be in (0, 1)')
+
+
+def define_reader_flags() -> None:
+    """Flags of the input pipeline's parallelism (train, eval)."""
+    flags.DEFINE_integer('num_readers', 4, 'Shards read in parallel.')
+    flags.DEFINE_integer('num_preprocessing_threads', 4, 'Images decoded and preprocessed '
+                         'in parallel.')
+    _positive('num_readers')
+    _positive('num_preprocessing_threads')
+
+
+def define_train_flags() -> None:
+    """All flags of train_image_classifier.py."""
+    define_dataset_flags(default_split='train')
+    define_model_flags()
+    define_reader_flags()
+    flags.DEFINE_string('train_dir', '/tmp/tfmodel/', 'Where checkpoints and event logs go.')
+    flags.DEFINE_integer('train_image_size', None, 'Train image size; the net\'s default if unset.')
+    flags.DEFINE_float('weight_decay', 0.00004, 'The weight decay on the model weights.')
+    flags.DEFINE_integer('max_number_of_steps', None, 'The maximum number of training steps.')
+    flags.DEFINE_integer('log_every_n_steps', 10, 'How often to log progress, in steps.')
+    flags.DEFINE_integer('save_summaries_secs', 600, 'How often to write summaries, in seconds.')
+    flags.DEFINE_integer('save_interval_secs', 600, 'How often to save a checkpoint, in seconds.')
+    flags.DEFINE_bool('summarize_activations', False, 'Add histograms and sparsity of every '
+                      'end point to the summaries.')
+    _positive('max_number_of_steps', allow_none=True)
+    _positive('log_every_n_steps')
+    _positive('save_summaries_secs')
+    _positive('save_interval_secs')
+    _define_deployment_flags()
+    _define_optimizer_flags()
+    _define_learning_rate_flags()
+    _define_fine_tuning_flags()
+
+
+def _define_deployment_flags() -> None:
+    flags.DEFINE_string('master', '', 'The address of the TensorFlow master to use.')
+    flags.DEFINE_integer('num_clones', 1, 'Model clones to deploy (one per GPU).')
+    flags.DEFINE_bool('clone_on_cpu', False, 'Put every clone on the CPU.')
+    flags.DEFINE_integer('worker_replicas', 1, 'Number of worker replicas.')
+    flags.DEFINE_integer('num_ps_tasks', 0, 'Number of parameter servers; 0 keeps the '
+                         'variables on the local worker.')
+    flags.DEFINE_integer('task', 0, 'Task id of this replica.')
+    flags.DEFINE_bool('sync_replicas', False, 'Aggregate the replicas\' gradients '
+                      'synchronously.')
+    flags.DEFINE_integer('replicas_to_aggregate', 1, 'Gradients aggregated per update '
+                         'when --sync_replicas.')
+    _positive('num_clones')
+    _positive('worker_replicas')
+    _positive('replicas_to_aggregate')
+    _at_least_zero('num_ps_tasks')
+    _at_least_zero('task')
+
+
+def _define_optimizer_flags() -> None:
+    flags.DEFINE_enum('optimizer', 'rmsprop', optimization.OPTIMIZERS, 'The optimizer.')
+    flags.DEFINE_float('adadelta_rho', 0.95, 'The decay rate for adadelta.')
+    flags.DEFINE_float('adagrad_initial_accumulator_value', 0.1,
+                       'Starting value for the AdaGrad accumulators.')
+    flags.DEFINE_float('adam_beta1', 0.9, 'Decay of the 1st moment estimates.')
+    flags.DEFINE_float('adam_beta2', 0.999, 'Decay of the 2nd moment estimates.')
+    flags.DEFINE_float('opt_epsilon', 1.0, 'Epsilon term for the optimizer.')
+    flags.DEFINE_float('ftrl_learning_rate_power', -0.5, 'The learning rate power.')
+    flags.DEFINE_float('ftrl_initial_accumulator_value', 0.1,
+                       'Starting value for the FTRL accumulators.')
+    flags.DEFINE_float('ftrl_l1', 0.0, 'The FTRL l1 regularization strength.')
+    flags.DEFINE_float('ftrl_l2', 0.0, 'The FTRL l2 regularization strength.')
+    flags.DEFINE_float('momentum', 0.9, 'The momentum of the momentum optimizer.')
+    flags.DEFINE_float('rmsprop_momentum', 0.9, 'Momentum of RMSProp.')
+    flags.DEFINE_float('rmsprop_decay', 0.9, 'Decay term of RMSProp.')
+    flags.DEFINE_float('clip_gradient_norm', 0.0,
+                       'Clip gradients to this global norm; 0 does not clip.')
+    _at_least_zero('clip_gradient_norm')
+
+
+def _define_learning_rate_flags() -> None:
+    flags.DEFINE_enum('learning_rate_decay_type', 'exponential',
+                      optimization.LEARNING_RATE_SCHEDULES, 'How the learning rate decays.')
+    flags.DEFINE_float('learning_rate', 0.01, 'Initial learning rate.')
+    flags.DEFINE_float('end_learning_rate', 0.0001, 'The minimal end learning rate of the '
+                       'polynomial and cosine schedules.')
+    flags.DEFINE_float('label_smoothing', 0.0, 'The amount of label smoothing.')
+    flags.DEFINE_float('learning_rate_decay_factor', 0.94, 'Learning rate decay factor.')
+    flags.DEFINE_float('num_epochs_per_decay', 2.0, 'Epochs after which the learning rate '
+                       'decays.')
+    flags.DEFINE_float('warmup_epochs', 0.0, 'Epochs of linear learning-rate warm-up.')
+    _positive('learning_rate')
+    _positive('num_epochs_per_decay')
+    _at_least_zero('warmup_epochs')
+    _at_least_zero('end_learning_rate')
+    flags.register_validator('label_smoothing', lambda value: 0.0 <= value < 1.0,
+                             message='--label_smoothing must be in [0, 1)')
+
+
+def _define_fine_tuning_flags() -> None:
+    flags.DEFINE_string('checkpoint_path', None, 'A checkpoint file or directory to '
+                        'fine-tune from.')
+    flags.DEFINE_string('checkpoint_exclude_scopes', None, 'Comma-separated scopes not '
+                        'restored from --checkpoint_path.')
+    flags.DEFINE_string('trainable_scopes', None, 'Comma-separated scopes to train; all if '
+                        'unset.')
+    flags.DEFINE_bool('ignore_missing_vars', False, 'Skip variables missing from the '
+                      'checkpoint.')
+
+
+def split_scopes(value: str | None) -> list[str]:
+    """'a, b,' -> ['a', 'b']."""
+    return [scope.strip() for scope in (value or '').split(',') if scope.strip()]

@@ -1,0 +1,94 @@
+"""Optimizers and learning-rate schedules as pure functions of explicit values."""
+
+import math
+
+import tensorflow.compat.v1 as tf
+
+OPTIMIZERS = ('adadelta', 'adagrad', 'adam', 'ftrl', 'momentum', 'rmsprop', 'sgd')
+LEARNING_RATE_SCHEDULES = ('fixed', 'exponential', 'polynomial', 'cosine')
+
+
+def _one_of(argument: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError('%s must be one of %s; got %r' % (argument, ', '.join(allowed), value))
+
+
+def make_optimizer(name: str, learning_rate, *, opt_epsilon: float = 1.0,
+                   adadelta_rho: float = 0.95, adagrad_initial_accumulator_value: float = 0.1,
+                   adam_beta1: float = 0.9, adam_beta2: float = 0.999,
+                   ftrl_learning_rate_power: float = -0.5,
+                   ftrl_initial_accumulator_value: float = 0.1, ftrl_l1: float = 0.0,
+                   ftrl_l2: float = 0.0, momentum: float = 0.9, rmsprop_momentum: float = 0.9,
+                   rmsprop_decay: float = 0.9) -> tf.train.Optimizer:
+    """Returns the named tf.compat.v1 optimizer with the original trainer's parameters.
+
+    Raises:
+      ValueError: for an unknown optimizer name.
+    """
+    _one_of('--optimizer', name, OPTIMIZERS)
+    if name == 'adadelta':
+        return tf.train.AdadeltaOptimizer(learning_rate, rho=adadelta_rho, epsilon=opt_epsilon)
+    if name == 'adagrad':
+        return tf.train.AdagradOptimizer(
+            learning_rate, initial_accumulator_value=adagrad_initial_accumulator_value)
+    if name == 'adam':
+        return tf.train.AdamOptimizer(learning_rate, beta1=adam_beta1, beta2=adam_beta2,
+                                      epsilon=opt_epsilon)
+    if name == 'ftrl':
+        return tf.train.FtrlOptimizer(
+            learning_rate, learning_rate_power=ftrl_learning_rate_power,
+            initial_accumulator_value=ftrl_initial_accumulator_value,
+            l1_regularization_strength=ftrl_l1, l2_regularization_strength=ftrl_l2)
+    if name == 'momentum':
+        return tf.train.MomentumOptimizer(learning_rate, momentum=momentum, name='Momentum')
+    if name == 'rmsprop':
+        return tf.train.RMSPropOptimizer(learning_rate, decay=rmsprop_decay,
+                                         momentum=rmsprop_momentum, epsilon=opt_epsilon)
+    return tf.train.GradientDescentOptimizer(learning_rate)
+
+
+def decay_steps_per(num_samples_per_epoch: int, batch_size: int, num_epochs: float,
+                    num_replicas: int = 1) -> int:
+    """Steps that `num_epochs` epochs take with `batch_size` examples per step and replica."""
+    steps = num_samples_per_epoch * num_epochs / (batch_size * num_replicas)
+    return max(1, int(steps))
+
+
+def make_learning_rate(schedule: str, learning_rate: float, global_step, *,
+                       decay_steps: int, decay_factor: float = 0.94,
+                       end_learning_rate: float = 0.0001, total_steps: int | None = None,
+                       warmup_steps: int = 0) -> tf.Tensor:
+    """The learning rate at `global_step` under one of `LEARNING_RATE_SCHEDULES`.
+
+    `exponential` decays by `decay_factor` every `decay_steps` (staircase, as the
+    original trainer); `polynomial` goes linearly to `end_learning_rate` over
+    `decay_steps`; `cosine` follows half a cosine from `learning_rate` to
+    `end_learning_rate` over `total_steps` (or `decay_steps` when there is no
+    step limit). With `warmup_steps`, the rate first rises linearly from 0.
+
+    Raises:
+      ValueError: for an unknown schedule or a non-positive step count.
+    """
+    _one_of('--learning_rate_decay_type', schedule, LEARNING_RATE_SCHEDULES)
+    if decay_steps < 1:
+        raise ValueError('decay_steps must be >= 1; got %d' % decay_steps)
+    if warmup_steps < 0:
+        raise ValueError('warmup_steps must be >= 0; got %d' % warmup_steps)
+    step = tf.cast(global_step, tf.float32)
+    # The schedule proper starts once warm-up is over.
+    after_warmup = tf.maximum(step - warmup_steps, 0.0)
+    if schedule == 'fixed':
+        rate = tf.constant(learning_rate, tf.float32)
+    elif schedule == 'exponential':
+        rate = learning_rate * tf.pow(decay_factor, tf.floor(after_warmup / decay_steps))
+    elif schedule == 'polynomial':
+        fraction = tf.minimum(after_warmup / decay_steps, 1.0)
+        rate = (learning_rate - end_learning_rate) * (1.0 - fraction) + end_learning_rate
+    else:
+        span = max(1, (total_steps or decay_steps) - warmup_steps)
+        fraction = tf.minimum(after_warmup / span, 1.0)
+        rate = end_learning_rate + 0.5 * (learning_rate - end_learning_rate) * (
+            1.0 + tf.cos(math.pi * fraction))
+    if warmup_steps:
+        rate = tf.where(step < warmup_steps, learning_rate * step / warmup_steps, rate)
+    return tf.identity(rate, name='learning_rate')

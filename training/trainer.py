@@ -1,0 +1,395 @@
+"""The training loop of train_image_classifier.py, as a library.
+
+`train(config)` builds the graph (input pipeline -> clones of the net ->
+losses -> optimizer), restores or initialises the variables, then steps
+until `max_number_of_steps`, a signal, or an error. It never loses work:
+
+* a `train_dir` holding a checkpoint is resumed (the global step carries on);
+* SIGINT/SIGTERM finish the current step, save a checkpoint and return;
+* checkpoints are saved every `save_interval_secs`, so SIGKILL loses at most
+  one interval (TensorFlow writes the checkpoint index and the `checkpoint`
+  state file only once the data is complete);
+* a NaN or infinite loss stops training without saving, so the last good
+  checkpoint stays the newest one;
+* a fine-tuning checkpoint whose variables do not fit is refused before the
+  first step, with the `--checkpoint_exclude_scopes` value that would fit.
+"""
+
+import dataclasses
+import datetime
+import logging
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from datasets import dataset_factory, input_pipeline
+from deployment import model_deploy
+from nets import nets_factory
+from preprocessing import preprocessing_factory
+from slim_compat import slim
+from training import checkpoints, optimization
+
+log = logging.getLogger('train')
+
+AUX_LOGITS_WEIGHT = 0.4
+_LABEL_CHECK = 'label outside [0, num_classes)'
+
+
+class TrainingError(Exception):
+    """A problem the user can act on; its message is one line."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything one training run needs; the defaults are the original trainer's."""
+    train_dir: str
+    dataset_dir: str
+    dataset_name: str = 'imagenet'
+    dataset_split_name: str = 'train'
+    model_name: str = 'inception_v3'
+    preprocessing_name: str | None = None
+    labels_offset: int = 0
+    use_grayscale: bool = False
+    train_image_size: int | None = None
+    batch_size: int = 32
+    num_readers: int = 4
+    num_preprocessing_threads: int = 4
+    weight_decay: float = 0.00004
+    label_smoothing: float = 0.0
+    optimizer: str = 'rmsprop'
+    optimizer_params: dict = dataclasses.field(default_factory=dict)
+    learning_rate: float = 0.01
+    learning_rate_decay_type: str = 'exponential'
+    learning_rate_decay_factor: float = 0.94
+    num_epochs_per_decay: float = 2.0
+    end_learning_rate: float = 0.0001
+    warmup_epochs: float = 0.0
+    clip_gradient_norm: float = 0.0
+    moving_average_decay: float | None = None
+    max_number_of_steps: int | None = None
+    log_every_n_steps: int = 10
+    save_interval_secs: int = 600
+    save_summaries_secs: int = 600
+    summarize_activations: bool = False
+    checkpoint_path: str | None = None
+    checkpoint_exclude_scopes: list[str] = dataclasses.field(default_factory=list)
+    trainable_scopes: list[str] = dataclasses.field(default_factory=list)
+    ignore_missing_vars: bool = False
+    num_clones: int = 1
+    clone_on_cpu: bool = False
+    master: str = ''
+    seed: int | None = None
+    deterministic: bool = False
+
+
+@dataclasses.dataclass
+class TrainResult:
+    global_step: int
+    checkpoint: str | None
+    stopped_by: str  # 'max_number_of_steps' or the signal's name
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Trains the configured net and returns where it stopped.
+
+    Raises:
+      TrainingError: for bad data, a diverging loss, or a fine-tuning checkpoint that
+        does not fit the net.
+      ValueError: for an unknown dataset, split or network (from the factories).
+    """
+    tf.gfile.MakeDirs(config.train_dir)
+    graph = tf.Graph()
+    with graph.as_default():
+        if config.seed is not None:
+            tf.set_random_seed(config.seed)
+        model = _build_training_graph(config)
+        saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=10000.0)
+        graph.finalize()
+        with tf.Session(config.master, config=tf.ConfigProto(allow_soft_placement=True)) as sess:
+            _restore_or_initialize(sess, saver, model, config)
+            return _run_loop(sess, saver, model, config)
+
+
+@dataclasses.dataclass
+class _TrainingGraph:
+    train_op: tf.Tensor
+    global_step: tf.Variable
+    learning_rate: tf.Tensor
+    summary_op: tf.Tensor
+    init_op: tf.Operation
+    fine_tune: 'checkpoints.FineTuneRestore | None'
+    dataset: slim.dataset.Dataset
+    images_per_step: int
+
+
+def _build_training_graph(config: TrainConfig) -> _TrainingGraph:
+    dataset = dataset_factory.get_dataset(config.dataset_name, config.dataset_split_name,
+                                          config.dataset_dir)
+    num_classes = dataset.num_classes - config.labels_offset
+    deploy_config = model_deploy.DeploymentConfig(num_clones=config.num_clones,
+                                                  clone_on_cpu=config.clone_on_cpu)
+    network_fn = nets_factory.get_network_fn(config.model_name, num_classes,
+                                             weight_decay=config.weight_decay, is_training=True)
+    with tf.device(deploy_config.variables_device()):
+        global_step = tf.train.get_or_create_global_step()
+    with tf.device(deploy_config.inputs_device()):
+        batches = _input_batches(config, dataset, network_fn.default_image_size)
+
+    def clone_fn():
+        images, labels = batches.get_next()
+        labels = _checked_labels(labels, num_classes)
+        logits, end_points = network_fn(images)
+        _add_losses(logits, end_points, labels, num_classes, config.label_smoothing)
+        return end_points
+
+    clones = model_deploy.create_clones(deploy_config, clone_fn)
+    first_clone_scope = clones[0].scope
+    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, first_clone_scope)
+    summaries = _model_summaries(clones[0].outputs, config.summarize_activations)
+
+    if config.moving_average_decay:
+        averages = tf.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
+        update_ops.append(averages.apply(slim.get_model_variables()))
+
+    with tf.device(deploy_config.optimizer_device()):
+        learning_rate = _learning_rate(config, dataset.num_samples, global_step)
+        optimizer = optimization.make_optimizer(config.optimizer, learning_rate,
+                                                **config.optimizer_params)
+        summaries.append(tf.summary.scalar('learning_rate', learning_rate))
+
+    total_loss, gradients = model_deploy.optimize_clones(
+        clones, optimizer, var_list=_variables_to_train(config.trainable_scopes))
+    if config.clip_gradient_norm > 0:
+        gradients = _clip_by_global_norm(gradients, config.clip_gradient_norm)
+    summaries.append(tf.summary.scalar('total_loss', total_loss))
+    for loss in tf.get_collection(tf.GraphKeys.LOSSES, first_clone_scope):
+        summaries.append(tf.summary.scalar('losses/%s' % loss.op.name, loss))
+    summaries.extend(tf.get_collection(tf.GraphKeys.SUMMARIES, first_clone_scope))
+
+    apply_op = optimizer.apply_gradients(gradients, global_step=global_step)
+    with tf.control_dependencies([apply_op, *update_ops]):
+        train_op = tf.identity(total_loss, name='train_op')
+
+    fine_tune = None
+    if config.checkpoint_path:
+        try:
+            fine_tune = checkpoints.FineTuneRestore(
+                config.checkpoint_path, config.checkpoint_exclude_scopes,
+                config.ignore_missing_vars)
+        except checkpoints.CheckpointMismatch as error:
+            raise TrainingError(str(error)) from None
+    return _TrainingGraph(
+        train_op=train_op, global_step=global_step, learning_rate=learning_rate,
+        summary_op=tf.summary.merge(summaries),
+        init_op=tf.group(tf.global_variables_initializer(), tf.local_variables_initializer()),
+        fine_tune=fine_tune, dataset=dataset,
+        images_per_step=config.batch_size * config.num_clones)
+
+
+def _input_batches(config, dataset, default_image_size):
+    preprocess_fn = preprocessing_factory.get_preprocessing(
+        config.preprocessing_name or config.model_name, is_training=True,
+        use_grayscale=config.use_grayscale)
+    image_size = config.train_image_size or default_image_size
+    batches = input_pipeline.build_dataset(
+        dataset, preprocess_fn, image_size, config.batch_size, is_training=True,
+        num_readers=config.num_readers, num_parallel_calls=config.num_preprocessing_threads,
+        seed=config.seed, deterministic=config.deterministic, labels_offset=config.labels_offset)
+    return tf.data.make_one_shot_iterator(batches)
+
+
+def _checked_labels(labels, num_classes):
+    """Labels, with an assertion that stops training on one outside the classes."""
+    check = tf.debugging.Assert(
+        tf.reduce_all((labels >= 0) & (labels < num_classes)),
+        [_LABEL_CHECK, labels], summarize=8, name='label_check')
+    with tf.control_dependencies([check]):
+        return tf.identity(labels)
+
+
+def _add_losses(logits, end_points, labels, num_classes, label_smoothing):
+    """Softmax cross-entropy on the logits, and on the auxiliary head weighted 0.4."""
+    one_hot = tf.one_hot(labels, num_classes)
+    if 'AuxLogits' in end_points:
+        tf.losses.softmax_cross_entropy(one_hot, end_points['AuxLogits'],
+                                        label_smoothing=label_smoothing,
+                                        weights=AUX_LOGITS_WEIGHT, scope='aux_loss')
+    tf.losses.softmax_cross_entropy(one_hot, logits, label_smoothing=label_smoothing)
+
+
+def _model_summaries(end_points, summarize_activations):
+    summaries = [tf.summary.scalar('losses/regularization',
+                                   tf.add_n(tf.losses.get_regularization_losses() or
+                                            [tf.constant(0.0)]))]
+    if summarize_activations:
+        for name, tensor in end_points.items():
+            summaries.append(tf.summary.histogram('activations/' + name, tensor))
+            summaries.append(tf.summary.scalar('sparsity/' + name, tf.nn.zero_fraction(tensor)))
+    return summaries
+
+
+def _learning_rate(config, num_samples, global_step):
+    decay_steps = optimization.decay_steps_per(num_samples, config.batch_size * config.num_clones,
+                                               config.num_epochs_per_decay)
+    warmup_steps = (optimization.decay_steps_per(num_samples,
+                                                 config.batch_size * config.num_clones,
+                                                 config.warmup_epochs)
+                    if config.warmup_epochs else 0)
+    return optimization.make_learning_rate(
+        config.learning_rate_decay_type, config.learning_rate, global_step,
+        decay_steps=decay_steps, decay_factor=config.learning_rate_decay_factor,
+        end_learning_rate=config.end_learning_rate, total_steps=config.max_number_of_steps,
+        warmup_steps=warmup_steps)
+
+
+def _variables_to_train(trainable_scopes):
+    if not trainable_scopes:
+        return tf.trainable_variables()
+    variables = []
+    for scope in trainable_scopes:
+        found = tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope)
+        if not found:
+            raise TrainingError('--trainable_scopes names %r, which holds no trainable variable'
+                                % scope)
+        variables.extend(found)
+    return variables
+
+
+def _clip_by_global_norm(gradients, clip_norm):
+    grads, variables = zip(*gradients)
+    clipped, _ = tf.clip_by_global_norm(grads, clip_norm)
+    return list(zip(clipped, variables))
+
+
+def _restore_or_initialize(sess, saver, model, config):
+    latest = tf.train.latest_checkpoint(config.train_dir)
+    if latest:
+        saver.restore(sess, latest)
+        step = sess.run(model.global_step)
+        log.info('Resuming from %s at step %d', latest, step)
+        if config.checkpoint_path:
+            log.info('Ignoring --checkpoint_path=%s: %s already holds a checkpoint',
+                     config.checkpoint_path, config.train_dir)
+        return
+    sess.run(model.init_op)
+    if model.fine_tune is not None:
+        model.fine_tune.restore(sess)
+        log.info('Fine-tuning from %s (%d variables restored)', model.fine_tune.path,
+                 model.fine_tune.num_restored)
+
+
+class _StopSignals:
+    """Turns SIGINT/SIGTERM into a request to save and stop after the current step."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        del frame
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_loop(sess, saver, model, config) -> TrainResult:
+    summary_writer = tf.summary.FileWriter(config.train_dir, sess.graph)
+    checkpoint_prefix = os.path.join(config.train_dir, 'model.ckpt')
+    step = sess.run(model.global_step)
+    last_checkpoint = tf.train.latest_checkpoint(config.train_dir)
+    last_save = last_summary = time.monotonic()
+    window = _Throughput(model.images_per_step)
+    stopped_by = 'max_number_of_steps'
+    with _StopSignals() as signals:
+        while config.max_number_of_steps is None or step < config.max_number_of_steps:
+            write_summary = time.monotonic() - last_summary >= config.save_summaries_secs
+            fetches = [model.train_op, model.global_step, model.learning_rate]
+            if write_summary:
+                fetches.append(model.summary_op)
+            results = _run_step(sess, fetches, model.dataset)
+            loss, step, learning_rate = results[:3]
+            window.add_step()
+            if not np.isfinite(loss):
+                raise TrainingError(
+                    'loss is %s at step %d: training stopped without saving; the last good '
+                    'checkpoint (%s) is kept. Lower --learning_rate or set --clip_gradient_norm.'
+                    % (loss, step, last_checkpoint or 'none yet'))
+            if write_summary:
+                summary_writer.add_summary(results[3], step)
+                summary_writer.add_summary(window.summary(), step)
+                last_summary = time.monotonic()
+            if step % config.log_every_n_steps == 0:
+                _log_progress(step, loss, learning_rate, window, config.max_number_of_steps)
+            if signals.received:
+                stopped_by = signals.received
+                log.info('%s received: saving a checkpoint at step %d and stopping',
+                         stopped_by, step)
+                break
+            if time.monotonic() - last_save >= config.save_interval_secs:
+                last_checkpoint = saver.save(sess, checkpoint_prefix, global_step=step)
+                last_save = time.monotonic()
+        if last_checkpoint is None or not last_checkpoint.endswith('-%d' % step):
+            last_checkpoint = saver.save(sess, checkpoint_prefix, global_step=step)
+    summary_writer.add_summary(window.summary(), step)
+    summary_writer.close()
+    log.info('Stopped at step %d (%s); checkpoint %s', step, stopped_by, last_checkpoint)
+    return TrainResult(global_step=int(step), checkpoint=last_checkpoint, stopped_by=stopped_by)
+
+
+def _run_step(sess, fetches, dataset):
+    try:
+        return sess.run(fetches)
+    except tf.errors.InvalidArgumentError as error:
+        if _LABEL_CHECK in error.message:
+            raise TrainingError(
+                'a label is outside [0, num_classes) for this dataset; check --labels_offset '
+                'and --dataset_name (%s)' % error.message.splitlines()[0]) from None
+        raise input_pipeline.explain_data_error(dataset, error) from None
+    except tf.errors.DataLossError as error:
+        raise input_pipeline.explain_data_error(dataset, error) from None
+
+
+class _Throughput:
+    """Images/sec over the steps since the last log line."""
+
+    def __init__(self, images_per_step):
+        self.images_per_step = images_per_step
+        self._start = time.monotonic()
+        self._steps = 0
+        self.images_per_sec = 0.0
+
+    def add_step(self):
+        self._steps += 1
+
+    def rate(self):
+        elapsed = time.monotonic() - self._start
+        if self._steps and elapsed > 0:
+            self.images_per_sec = self._steps * self.images_per_step / elapsed
+        self._start, self._steps = time.monotonic(), 0
+        return self.images_per_sec
+
+    def summary(self):
+        return tf.Summary(value=[tf.Summary.Value(tag='images_per_sec',
+                                                  simple_value=self.images_per_sec)])
+
+
+def _log_progress(step, loss, learning_rate, window, max_steps):
+    rate = window.rate()
+    message = 'step %d: loss %.4f, learning rate %.6g, %.1f images/sec' % (
+        step, loss, learning_rate, rate)
+    if max_steps and rate > 0:
+        seconds_left = (max_steps - step) * window.images_per_step / rate
+        message += ', %s left' % datetime.timedelta(seconds=int(seconds_left))
+    log.info(message)
