@@ -1,0 +1,536 @@
+"""Deploys one model as several clones over devices, machines and ps tasks.
+
+A model is built once per clone by a user `model_fn`. Clones share their
+variables (the first clone creates them, the others reuse them), so training
+on N clones of batch B computes the same update as one clone of batch N*B:
+
+    config = DeploymentConfig(num_clones=2)
+    with tf.Graph().as_default():
+        model = deploy(config, model_fn, optimizer=tf.train.MomentumOptimizer(0.1, 0.9))
+        ...run model.train_op...
+
+The layout follows TF-Slim's model_deploy:
+
+* variables live on the variables device: the local CPU, or the parameter
+  server tasks in turn (task 0, 1, ..., k-1, 0, ...) when `num_ps_tasks > 0`;
+* clone i runs on `/device:GPU:i`, or on `/device:CPU:0` with `clone_on_cpu`;
+  with parameter servers the worker job is prefixed, e.g.
+  `/job:worker/device:GPU:0`;
+* with more than one clone, clone i builds its ops under the name scope
+  `clone_i`, which is how its losses and update ops are told apart;
+* each clone's loss is its LOSSES summed and divided by the number of clones;
+  the REGULARIZATION_LOSSES are added once, to the first clone; the clones'
+  gradients are summed;
+* only the first clone's UPDATE_OPS (e.g. batch-norm moving averages) run
+  with the train op, so each moving average moves once per step.
+
+The functions communicate with `model_fn` through the graph collections
+named in each docstring: `model_fn` adds its losses to LOSSES (as
+`tf.losses.*` and `slim.losses.*` do), layers add REGULARIZATION_LOSSES and
+UPDATE_OPS, and summaries go to SUMMARIES.
+"""
+
+import collections
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import tensorflow.compat.v1 as tf
+
+from slim_compat import slim
+
+__all__ = [
+    'Clone',
+    'DeployedModel',
+    'DeploymentConfig',
+    'create_clones',
+    'deploy',
+    'optimize_clones',
+]
+
+Clone = collections.namedtuple('Clone', ['outputs', 'scope', 'device'])
+Clone.__doc__ = """One copy of the model.
+
+Fields:
+  outputs: whatever `model_fn` returned for this clone.
+  scope: the clone's name scope ('clone_0/', ... or '' for a lone clone);
+    the clone's ops, losses and update ops have names under it.
+  device: the device string the clone's ops were placed on.
+"""
+
+DeployedModel = collections.namedtuple(
+    'DeployedModel', ['train_op', 'summary_op', 'total_loss', 'clones'])
+DeployedModel.__doc__ = """What `deploy` built.
+
+Fields:
+  train_op: a tensor that, when run, applies one optimizer step (and the
+    first clone's update ops) and yields the total loss; None without an
+    optimizer.
+  summary_op: the merged summaries (see `deploy`), or None if there are none.
+  total_loss: the summed clone losses plus the regularization losses, or
+    None if `model_fn` added no loss.
+  clones: the list of `Clone`s.
+"""
+
+GradsAndVars = list[tuple[Any, tf.Variable]]
+
+# Op types that hold a variable's value, and so are placed on a ps task:
+# reference variables (v1 graphs) and resource variable handles (the default
+# on TensorFlow 2).
+_VARIABLE_OP_TYPES = frozenset(
+    ['Variable', 'VariableV2', 'AutoReloadVariable', 'VarHandleOp'])
+
+
+class _RoundRobinPsChooser:
+    """A device function that deals variables out to ps tasks in turn."""
+
+    def __init__(self, ps_device: str, num_tasks: int):
+        self._ps_device = ps_device
+        self._num_tasks = num_tasks
+        self._next_task = 0
+
+    def __call__(self, op: tf.Operation) -> str:
+        """Returns the device for `op`: the next ps task if it is a variable.
+
+        A variable that an inner `tf.device` already placed stays there; other
+        ops (initial values, reads) are left to the enclosing device scopes,
+        i.e. the clone's device.
+        """
+        if op.device or op.type not in _VARIABLE_OP_TYPES:
+            return op.device
+        task = self._next_task
+        self._next_task = (task + 1) % self._num_tasks
+        return '%s/task:%d/device:CPU:0' % (self._ps_device, task)
+
+
+class DeploymentConfig:
+    """Where the clones, inputs, optimizer and variables of a model go.
+
+    With the defaults everything runs in this process: one clone on the
+    first GPU, variables on the CPU. `num_ps_tasks > 0` describes a
+    distributed job: this process is a task of `worker_job_name`, and the
+    variables are spread over the tasks of `ps_job_name`.
+    """
+
+    def __init__(self,
+                 num_clones: int = 1,
+                 clone_on_cpu: bool = False,
+                 replica_id: int = 0,
+                 num_replicas: int = 1,
+                 num_ps_tasks: int = 0,
+                 worker_job_name: str = 'worker',
+                 ps_job_name: str = 'ps'):
+        """Checks and stores the deployment.
+
+        Args:
+          num_clones: copies of the model to build in this process (>= 1).
+          clone_on_cpu: put every clone on the CPU instead of one GPU each.
+          replica_id: index of this worker among the replicas, in
+            [0, num_replicas). Device strings name the worker job only: the
+            worker's own server fills in its task.
+          num_replicas: worker processes training the same model (>= 1).
+          num_ps_tasks: parameter server tasks holding the variables; 0 keeps
+            them in this process.
+          worker_job_name: job name of the workers (used with ps tasks).
+          ps_job_name: job name of the parameter servers (used with ps tasks).
+
+        Raises:
+          ValueError: if a count is out of range, replica_id is not below
+            num_replicas, several replicas have no ps task to share variables
+            through, or a job name needed by the ps tasks is empty.
+        """
+        _check_at_least('num_clones', num_clones, 1)
+        _check_at_least('num_replicas', num_replicas, 1)
+        _check_at_least('num_ps_tasks', num_ps_tasks, 0)
+        if not 0 <= replica_id < num_replicas:
+            raise ValueError(
+                'replica_id must be in [0, num_replicas); got replica_id=%d '
+                'with num_replicas=%d' % (replica_id, num_replicas))
+        if num_replicas > 1 and num_ps_tasks == 0:
+            raise ValueError(
+                'num_ps_tasks must be > 0 when num_replicas > 1 (the replicas '
+                'share variables through the ps tasks); got num_ps_tasks=0 '
+                'with num_replicas=%d' % num_replicas)
+        if num_ps_tasks > 0:
+            _check_job_name('worker_job_name', worker_job_name)
+            _check_job_name('ps_job_name', ps_job_name)
+        self._num_clones = num_clones
+        self._clone_on_cpu = clone_on_cpu
+        self._replica_id = replica_id
+        self._num_replicas = num_replicas
+        self._num_ps_tasks = num_ps_tasks
+        # Without ps tasks the job is local and devices carry no job name.
+        self._worker_device = '/job:' + worker_job_name if num_ps_tasks else ''
+        self._ps_device = '/job:' + ps_job_name if num_ps_tasks else ''
+
+    @property
+    def num_clones(self) -> int:
+        return self._num_clones
+
+    @property
+    def clone_on_cpu(self) -> bool:
+        return self._clone_on_cpu
+
+    @property
+    def replica_id(self) -> int:
+        return self._replica_id
+
+    @property
+    def num_replicas(self) -> int:
+        return self._num_replicas
+
+    @property
+    def num_ps_tasks(self) -> int:
+        return self._num_ps_tasks
+
+    @property
+    def worker_device(self) -> str:
+        """'/job:<worker_job_name>' with ps tasks, else ''."""
+        return self._worker_device
+
+    @property
+    def ps_device(self) -> str:
+        """'/job:<ps_job_name>' with ps tasks, else ''."""
+        return self._ps_device
+
+    def clone_device(self, clone_index: int) -> str:
+        """Returns the device of clone `clone_index`.
+
+        Args:
+          clone_index: which clone, in [0, num_clones).
+
+        Returns:
+          '/device:CPU:0' with `clone_on_cpu`, else '/device:GPU:<clone_index>',
+          prefixed by the worker job when there are ps tasks.
+
+        Raises:
+          ValueError: if clone_index is out of range.
+        """
+        self._check_clone_index(clone_index)
+        if self._clone_on_cpu:
+            return self._worker_device + '/device:CPU:0'
+        return self._worker_device + '/device:GPU:%d' % clone_index
+
+    def clone_scope(self, clone_index: int) -> str:
+        """Returns the name scope of clone `clone_index`.
+
+        Args:
+          clone_index: which clone, in [0, num_clones).
+
+        Returns:
+          'clone_<clone_index>' with several clones; '' for a lone clone, so
+          a single-clone graph has the same op names as a plain one.
+
+        Raises:
+          ValueError: if clone_index is out of range.
+        """
+        self._check_clone_index(clone_index)
+        if self._num_clones == 1:
+            return ''
+        return 'clone_%d' % clone_index
+
+    def optimizer_device(self) -> str:
+        """Returns the device for the optimizer: this worker's CPU."""
+        return self._worker_device + '/device:CPU:0'
+
+    def inputs_device(self) -> str:
+        """Returns the device for the input pipeline: this worker's CPU."""
+        return self._worker_device + '/device:CPU:0'
+
+    def variables_device(self) -> str | Callable[[tf.Operation], str]:
+        """Returns the device (or device function) for the variables.
+
+        Returns:
+          '/device:CPU:0' without ps tasks. With ps tasks, a device function
+          for `tf.device` that puts each new variable on the next ps task in
+          turn ('/job:ps/task:0/device:CPU:0', task:1, ..., back to task:0);
+          each call starts a new round at task 0.
+        """
+        if not self._num_ps_tasks:
+            return '/device:CPU:0'
+        return _RoundRobinPsChooser(self._ps_device, self._num_ps_tasks)
+
+    def caching_device(self) -> Callable[[tf.Operation], str] | None:
+        """Returns the caching device for `tf.variable_scope`, or None.
+
+        Returns:
+          With ps tasks, a function that caches each variable on the device
+          of the op reading it, so a worker fetches a remote variable once
+          per step rather than once per use; None (no caching) otherwise.
+        """
+        if not self._num_ps_tasks:
+            return None
+        return lambda op: op.device
+
+    def _check_clone_index(self, clone_index: int) -> None:
+        if not 0 <= clone_index < self._num_clones:
+            raise ValueError(
+                'clone_index must be in [0, num_clones); got clone_index=%d '
+                'with num_clones=%d' % (clone_index, self._num_clones))
+
+
+def _check_at_least(name: str, value: int, minimum: int) -> None:
+    """Raises ValueError naming `name` if `value` is below `minimum`."""
+    if value < minimum:
+        raise ValueError('%s must be >= %d; got %d' % (name, minimum, value))
+
+
+def _check_job_name(name: str, value: str) -> None:
+    """Raises ValueError naming `name` if the job name `value` is empty."""
+    if not value:
+        raise ValueError('%s must be a non-empty job name when num_ps_tasks > 0; '
+                         'got %r' % (name, value))
+
+
+def create_clones(config: DeploymentConfig,
+                  model_fn: Callable[..., Any],
+                  args: Sequence[Any] | None = None,
+                  kwargs: dict[str, Any] | None = None) -> list[Clone]:
+    """Builds `model_fn` once per clone, all clones sharing one set of variables.
+
+    Clone i is built under the name scope `config.clone_scope(i)`, on
+    `config.clone_device(i)`; variables made with `slim.variable` or
+    `slim.model_variable` go to `config.variables_device()`. The first clone
+    creates the variables and later clones reuse them, so `model_fn` must
+    build the same variables every time. `model_fn` is called with the same
+    `args` and `kwargs` each time; give each clone its own data by having
+    `model_fn` dequeue its batch (e.g. from a `slim.prefetch_queue`).
+
+    Graph side effects: nothing is read. Whatever `model_fn` adds stays in
+    the graph: its losses in LOSSES, regularizers in REGULARIZATION_LOSSES
+    (only while the first clone creates the variables), update ops in
+    UPDATE_OPS and summaries in SUMMARIES, each under its clone's scope.
+
+    Args:
+      config: where to put the clones and the variables.
+      model_fn: builds the model and returns its outputs (any value).
+      args: positional arguments for `model_fn`.
+      kwargs: keyword arguments for `model_fn`.
+
+    Returns:
+      One `Clone(outputs, scope, device)` per clone, in order.
+    """
+    args = args or []
+    kwargs = kwargs or {}
+    clones = []
+    with slim.arg_scope([slim.model_variable, slim.variable],
+                        device=config.variables_device()):
+        for index in range(config.num_clones):
+            with tf.name_scope(config.clone_scope(index)) as scope:
+                device = config.clone_device(index)
+                with tf.device(device):
+                    with tf.variable_scope(tf.get_variable_scope(),
+                                           reuse=True if index > 0 else None):
+                        outputs = model_fn(*args, **kwargs)
+                clones.append(Clone(outputs, scope, device))
+    return clones
+
+
+def _clone_loss(clone: Clone,
+                num_clones: int,
+                regularization_losses: Sequence[tf.Tensor] | None) -> tf.Tensor | None:
+    """Returns one clone's share of the total loss.
+
+    That is the clone's LOSSES summed and divided by `num_clones` (so the
+    clones together average their losses), plus `regularization_losses`.
+    Call it inside the clone's name scope.
+
+    Graph side effects: reads the LOSSES under `clone.scope`; adds the scalar
+    summaries 'clone_loss' and (given regularization losses)
+    'regularization_loss', under the clone's name scope, to SUMMARIES.
+
+    Returns:
+      The clone's loss, or None if it has neither kind of loss.
+    """
+    parts = []
+    with tf.device(clone.device):
+        data_losses = tf.get_collection(tf.GraphKeys.LOSSES, clone.scope)
+        if data_losses:
+            data_loss = tf.add_n(data_losses, name='data_loss')
+            if num_clones > 1:
+                data_loss = tf.math.divide(data_loss, float(num_clones),
+                                           name='scaled_data_loss')
+            tf.summary.scalar('clone_loss', data_loss)
+            parts.append(data_loss)
+        if regularization_losses:
+            regularization_loss = tf.add_n(regularization_losses,
+                                           name='sum_of_regularization_losses')
+            tf.summary.scalar('regularization_loss', regularization_loss)
+            parts.append(regularization_loss)
+        if not parts:
+            return None
+        return tf.add_n(parts, name='sum_loss')
+
+
+def _losses_per_clone(clones: Sequence[Clone],
+                      regularization_losses: Sequence[tf.Tensor]
+                      ) -> list[tuple[Clone, tf.Tensor]]:
+    """Returns (clone, its loss) for each clone that has a loss.
+
+    The regularization losses go to the first clone only: the clones share
+    the variables they regularize, so they are counted once.
+    """
+    losses = []
+    for clone in clones:
+        with tf.name_scope(clone.scope):
+            loss = _clone_loss(clone, len(clones), regularization_losses)
+        if loss is not None:
+            losses.append((clone, loss))
+        regularization_losses = None
+    return losses
+
+
+def _sum_clones_gradients(clone_grads: Sequence[GradsAndVars]) -> GradsAndVars:
+    """Adds up, per variable, the gradients the clones computed.
+
+    Every clone lists the same variables in the same order (they share
+    them), so the lists are walked in step. A variable no clone has a
+    gradient for is dropped.
+    """
+    summed = []
+    for per_clone in zip(*clone_grads):
+        variable = per_clone[0][1]
+        grads = [grad for grad, _ in per_clone if grad is not None]
+        if not grads:
+            continue
+        if len(grads) == 1:
+            summed.append((grads[0], variable))
+        else:
+            summed.append((tf.add_n(grads, name=variable.op.name + '/sum_grads'),
+                           variable))
+    return summed
+
+
+def optimize_clones(clones: Sequence[Clone],
+                    optimizer: tf.train.Optimizer,
+                    regularization_losses: Sequence[tf.Tensor] | None = None,
+                    **kwargs: Any) -> tuple[tf.Tensor, GradsAndVars]:
+    """Computes the total loss of the clones and its gradients.
+
+    Each clone's loss is its LOSSES summed and divided by the number of
+    clones; the regularization losses are added to the first clone only.
+    Each clone's gradients are computed on its own device, then summed over
+    the clones, which makes them the gradients of the total loss.
+
+    Graph side effects: reads LOSSES under each clone's scope and, when
+    `regularization_losses` is None, all of REGULARIZATION_LOSSES; adds the
+    scalar summaries 'clone_loss' (per clone, under its scope) and
+    'regularization_loss' (under the first clone's scope) to SUMMARIES.
+
+    Args:
+      clones: the clones from `create_clones`.
+      optimizer: computes the gradients; nothing is applied here.
+      regularization_losses: losses to add once; None takes the graph's
+        REGULARIZATION_LOSSES, [] adds none.
+      **kwargs: passed on to `optimizer.compute_gradients` (e.g. `var_list`).
+
+    Returns:
+      (total_loss, grads_and_vars): the loss every clone contributed to, and
+      one (summed gradient, variable) pair per variable with a gradient.
+
+    Raises:
+      ValueError: if no clone has a loss to optimize.
+    """
+    if regularization_losses is None:
+        regularization_losses = tf.get_collection(
+            tf.GraphKeys.REGULARIZATION_LOSSES)
+    losses = _losses_per_clone(clones, regularization_losses)
+    if not losses:
+        raise ValueError('optimize_clones needs a loss: model_fn added none to '
+                         'LOSSES and there are no regularization losses')
+    clone_grads = []
+    for clone, loss in losses:
+        with tf.name_scope(clone.scope), tf.device(clone.device):
+            clone_grads.append(optimizer.compute_gradients(loss, **kwargs))
+    total_loss = tf.add_n([loss for _, loss in losses],
+                          name='sum_of_clone_losses')
+    return total_loss, _sum_clones_gradients(clone_grads)
+
+
+def _gradient_summaries(grads_and_vars: GradsAndVars) -> list[tf.Tensor]:
+    """Adds histograms of each gradient and of its norm to SUMMARIES."""
+    summaries = []
+    for grad, variable in grads_and_vars:
+        # A sparse gradient is summarised by the rows it touches.
+        values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+        name = variable.op.name
+        summaries.append(tf.summary.histogram(name + '/gradient', values))
+        summaries.append(tf.summary.histogram(name + '/gradient_norm',
+                                              tf.global_norm([values])))
+    return summaries
+
+
+def _total_loss_without_gradients(clones: Sequence[Clone]) -> tf.Tensor | None:
+    """Returns the clones' total loss as `optimize_clones` counts it, or None."""
+    losses = _losses_per_clone(
+        clones, tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES))
+    if not losses:
+        return None
+    return tf.add_n([loss for _, loss in losses], name='sum_of_clone_losses')
+
+
+def deploy(config: DeploymentConfig,
+           model_fn: Callable[..., Any],
+           args: Sequence[Any] | None = None,
+           kwargs: dict[str, Any] | None = None,
+           optimizer: tf.train.Optimizer | None = None,
+           summarize_gradients: bool = False) -> DeployedModel:
+    """Builds the clones, their total loss and (with an optimizer) a train op.
+
+    The train op applies the summed gradients of the total loss, increments
+    the global step and runs the first clone's UPDATE_OPS; the other clones'
+    update ops are left out so batch-norm moving averages move once per
+    step. Gradients are computed and applied on `config.optimizer_device()`.
+
+    Graph side effects: creates the global step (on the variables device) if
+    the graph has none; everything `create_clones` and `optimize_clones`
+    add; reads UPDATE_OPS under the first clone's scope, and SUMMARIES (all
+    of those that existed before the call, and the first clone's); adds the
+    scalar summary 'total_loss' and, with `summarize_gradients`, histograms
+    '<variable>/gradient' and '<variable>/gradient_norm' to SUMMARIES.
+
+    Args:
+      config: where to put the clones and the variables.
+      model_fn: builds the model and adds its losses to LOSSES; called once
+        per clone with `args` and `kwargs`.
+      args: positional arguments for `model_fn`.
+      kwargs: keyword arguments for `model_fn`.
+      optimizer: a `tf.train.Optimizer`; None builds the clones and the
+        total loss only, with no train op.
+      summarize_gradients: add histogram summaries of the gradients.
+
+    Returns:
+      A `DeployedModel(train_op, summary_op, total_loss, clones)`; its
+      summary_op merges the summaries that existed before the call, the
+      first clone's summaries, 'total_loss' and any gradient histograms.
+
+    Raises:
+      ValueError: with an optimizer, if model_fn adds no loss to optimize.
+    """
+    summaries = set(tf.get_collection(tf.GraphKeys.SUMMARIES))
+    with tf.device(config.variables_device()):
+        global_step = tf.train.get_or_create_global_step()
+    clones = create_clones(config, model_fn, args, kwargs)
+    first_clone = clones[0]
+    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, first_clone.scope)
+
+    train_op = None
+    with tf.device(config.optimizer_device()):
+        if optimizer is None:
+            total_loss = _total_loss_without_gradients(clones)
+        else:
+            total_loss, grads_and_vars = optimize_clones(clones, optimizer)
+            if summarize_gradients:
+                summaries.update(_gradient_summaries(grads_and_vars))
+            apply_op = optimizer.apply_gradients(grads_and_vars,
+                                                 global_step=global_step)
+            with tf.control_dependencies([tf.group(apply_op, *update_ops)]):
+                train_op = tf.identity(total_loss, name='train_op')
+
+    summaries.update(tf.get_collection(tf.GraphKeys.SUMMARIES, first_clone.scope))
+    if total_loss is not None:
+        summaries.add(tf.summary.scalar('total_loss', total_loss))
+    summary_op = None
+    if summaries:
+        summary_op = tf.summary.merge(sorted(summaries, key=lambda s: s.name),
+                                      name='summary_op')
+    return DeployedModel(train_op, summary_op, total_loss, clones)
