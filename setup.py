@@ -7,6 +7,7 @@ COMMANDS = (
     'eval_image_classifier',
     'export_inference_graph',
     'download_and_convert_data',
+    'classify_image',
 )
 
 setup(
@@ -14,7 +15,8 @@ setup(
     version='0.1.0',
     description='TF-Slim style image classification training on current TensorFlow.',
     python_requires='>=3.10,<3.13',
-    packages=find_packages(include=['datasets', 'nets', 'preprocessing', 'deployment']),
+    packages=find_packages(include=['datasets', 'nets', 'preprocessing', 'deployment', 'training',
+                                    'evaluation']),
     py_modules=['slim_compat', *COMMANDS],
     install_requires=[
         'tensorflow>=2.16,<2.22',
