@@ -1,0 +1,142 @@
+"""AlexNet version 2 (Krizhevsky 2014, "One weird trick ..."), as TF-Slim names it.
+
+Five convolutions and three pools, then the fully connected layers written as
+convolutions (fc6 5x5 VALID, fc7 and fc8 1x1), so the net also slides over
+images larger than 224 x 224. End point keys carry the scope prefix
+(`alexnet_v2/conv1`, ..., `alexnet_v2/fc8`) and variable names match the
+TF-Slim definition.
+"""
+
+from collections.abc import Callable
+
+import tensorflow.compat.v1 as tf
+
+from slim_compat import slim
+
+
+def alexnet_v2(inputs: tf.Tensor,
+               num_classes: int | None = 1000,
+               is_training: bool = True,
+               dropout_keep_prob: float = 0.5,
+               spatial_squeeze: bool = True,
+               scope: str = 'alexnet_v2',
+               global_pool: bool = False,
+               reuse: bool | None = None,
+               prediction_fn: Callable[..., tf.Tensor] = slim.softmax,
+               ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Builds AlexNet v2 for 224 x 224 images (or larger, see `global_pool`).
+
+    Args:
+      inputs: a float tensor [batch, height, width, 3].
+      num_classes: number of logits; 0 or None skips the logits layer and
+        returns the `fc7` activations (or their global average) instead.
+      is_training: apply dropout.
+      dropout_keep_prob: fraction of `fc6` and `fc7` activations kept while training.
+      spatial_squeeze: squeeze the 1 x 1 logits to [batch, num_classes].
+      scope: the variable scope of the whole net.
+      global_pool: average `fc7` over its spatial extent, so inputs larger
+        than 224 x 224 still give one prediction per image.
+      reuse: reuse the variables of an earlier build under the same scope.
+      prediction_fn: turns the logits into the `Predictions` end point.
+
+    Returns:
+      (logits, end_points): logits [batch, num_classes] (4-D without the
+      squeeze), and a dict from end point name to tensor.
+
+    Raises:
+      ValueError: if num_classes is negative, or spatial_squeeze is asked of
+        logits whose known height or width is not 1.
+    """
+    if num_classes is not None and num_classes < 0:
+        raise ValueError('num_classes must be >= 0 or None; got %d' % num_classes)
+    end_points = {}
+    with tf.variable_scope(scope, 'alexnet_v2', [inputs], reuse=reuse) as net_scope:
+        def add(name: str, tensor: tf.Tensor) -> tf.Tensor:
+            end_points['%s/%s' % (net_scope.name, name)] = tensor
+            return tensor
+
+        # 54 x 54 x 64
+        net = add('conv1', slim.conv2d(inputs, 64, [11, 11], 4, padding='VALID',
+                                       scope='conv1'))
+        # 26 x 26 x 64
+        net = add('pool1', slim.max_pool2d(net, [3, 3], 2, scope='pool1'))
+        # 26 x 26 x 192
+        net = add('conv2', slim.conv2d(net, 192, [5, 5], scope='conv2'))
+        # 12 x 12 x 192
+        net = add('pool2', slim.max_pool2d(net, [3, 3], 2, scope='pool2'))
+        # 12 x 12 x 384
+        net = add('conv3', slim.conv2d(net, 384, [3, 3], scope='conv3'))
+        # 12 x 12 x 384
+        net = add('conv4', slim.conv2d(net, 384, [3, 3], scope='conv4'))
+        # 12 x 12 x 256
+        net = add('conv5', slim.conv2d(net, 256, [3, 3], scope='conv5'))
+        # 5 x 5 x 256
+        net = add('pool5', slim.max_pool2d(net, [3, 3], 2, scope='pool5'))
+
+        # The fully connected layers start from small random weights and
+        # slightly positive biases, as in the original AlexNet.
+        with slim.arg_scope([slim.conv2d],
+                            weights_initializer=tf.truncated_normal_initializer(stddev=0.005),
+                            biases_initializer=tf.constant_initializer(0.1)):
+            # 1 x 1 x 4096
+            net = add('fc6', slim.conv2d(net, 4096, [5, 5], padding='VALID', scope='fc6'))
+            net = slim.dropout(net, dropout_keep_prob, is_training=is_training,
+                               scope='dropout6')
+            # 1 x 1 x 4096
+            net = add('fc7', slim.conv2d(net, 4096, [1, 1], scope='fc7'))
+            if global_pool:
+                net = end_points['global_pool'] = tf.reduce_mean(
+                    net, [1, 2], keepdims=True, name='global_pool')
+            if not num_classes:
+                return net, end_points
+            net = slim.dropout(net, dropout_keep_prob, is_training=is_training,
+                               scope='dropout7')
+            # 1 x 1 x num_classes
+            logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
+                                 normalizer_fn=None,
+                                 biases_initializer=tf.zeros_initializer(), scope='fc8')
+        if spatial_squeeze:
+            logits = squeeze_spatial(logits, name='fc8/squeezed')
+        add('fc8', logits)
+        end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
+    return logits, end_points
+
+
+def squeeze_spatial(logits: tf.Tensor, name: str) -> tf.Tensor:
+    """Squeezes 1 x 1 logits [batch, 1, 1, classes] to [batch, classes].
+
+    Shared with VGG, whose head has the same fully convolutional form.
+
+    Args:
+      logits: the 4-D output of a 1 x 1 logits convolution.
+      name: the name of the squeeze op (slim's is `fc8/squeezed`).
+
+    Returns:
+      The logits as [batch, classes].
+
+    Raises:
+      ValueError: if the height or width of `logits` is known and not 1.
+    """
+    height, width = logits.shape.as_list()[1:3]
+    if height not in (None, 1) or width not in (None, 1):
+        raise ValueError('spatial_squeeze needs 1 x 1 logits; got %s x %s logits (pass '
+                         'global_pool=True or spatial_squeeze=False)' % (height, width))
+    return tf.squeeze(logits, [1, 2], name=name)
+
+
+def alexnet_v2_arg_scope(weight_decay: float = 0.0005) -> dict:
+    """Defaults for AlexNet v2's layers.
+
+    Args:
+      weight_decay: L2 regularisation of the convolution and fully connected weights.
+
+    Returns:
+      An arg_scope for `slim.conv2d`, `slim.fully_connected` and `slim.max_pool2d`.
+    """
+    with slim.arg_scope([slim.conv2d, slim.fully_connected],
+                        activation_fn=tf.nn.relu,
+                        biases_initializer=tf.constant_initializer(0.1),
+                        weights_regularizer=slim.l2_regularizer(weight_decay)):
+        with slim.arg_scope([slim.conv2d], padding='SAME'):
+            with slim.arg_scope([slim.max_pool2d], padding='VALID') as scope:
+                return scope
