@@ -1,0 +1,234 @@
+"""Inception v1 (GoogLeNet) with the variable names of TF-Slim's public checkpoint.
+
+Szegedy et al., "Going Deeper with Convolutions", 2014 (arXiv:1409.4842),
+batch-normalised as in `inception_v1_2016_08_28`. Like that checkpoint, the
+third branch of every mixed block uses a 3x3 convolution where the paper has
+a 5x5 one.
+
+The network is a table of layers (`_LAYERS`); `inception_v1_base` builds it
+row by row and stops at `final_endpoint`.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import tensorflow.compat.v1 as tf
+
+from slim_compat import slim
+
+DepthFn = Callable[[int], int]
+
+
+def _depth_fn(min_depth: int, depth_multiplier: float) -> DepthFn:
+    """Returns depth(d) = max(int(d * depth_multiplier), min_depth).
+
+    Raises:
+      ValueError: if `depth_multiplier` <= 0 or `min_depth` < 1.
+    """
+    if depth_multiplier <= 0:
+        raise ValueError('depth_multiplier must be > 0; got %r' % (depth_multiplier,))
+    if min_depth < 1:
+        raise ValueError('min_depth must be >= 1; got %r' % (min_depth,))
+    return lambda d: max(int(d * depth_multiplier), min_depth)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Conv:
+    """A square convolution of the stem."""
+    depth: int
+    kernel: int
+    stride: int = 1
+
+    def __call__(self, net: tf.Tensor, depth: DepthFn, scope: str) -> tf.Tensor:
+        return slim.conv2d(net, depth(self.depth), [self.kernel, self.kernel],
+                           stride=self.stride, scope=scope)
+
+
+@dataclasses.dataclass(frozen=True)
+class _MaxPool:
+    """A square max pool that halves the feature map."""
+    kernel: int
+
+    def __call__(self, net: tf.Tensor, depth: DepthFn, scope: str) -> tf.Tensor:
+        return slim.max_pool2d(net, [self.kernel, self.kernel], stride=2, scope=scope)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Mixed:
+    """An Inception module: four branches concatenated along the channels.
+
+    Branch_0 is a 1x1 conv, Branch_1 and Branch_2 a 1x1 reduction then a 3x3
+    conv (depths given as (reduction, output)), Branch_3 a 3x3 max pool then
+    a 1x1 conv.
+    """
+    branch_0: int
+    branch_1: tuple[int, int]
+    branch_2: tuple[int, int]
+    branch_3: int
+    # The public checkpoint names Mixed_5b's Branch_2 3x3 conv 'Conv2d_0a_3x3'.
+    branch_2_conv_scope: str = 'Conv2d_0b_3x3'
+
+    def __call__(self, net: tf.Tensor, depth: DepthFn, scope: str) -> tf.Tensor:
+        with tf.variable_scope(scope):
+            with tf.variable_scope('Branch_0'):
+                branch_0 = slim.conv2d(net, depth(self.branch_0), [1, 1], scope='Conv2d_0a_1x1')
+            with tf.variable_scope('Branch_1'):
+                branch_1 = slim.conv2d(net, depth(self.branch_1[0]), [1, 1],
+                                       scope='Conv2d_0a_1x1')
+                branch_1 = slim.conv2d(branch_1, depth(self.branch_1[1]), [3, 3],
+                                       scope='Conv2d_0b_3x3')
+            with tf.variable_scope('Branch_2'):
+                branch_2 = slim.conv2d(net, depth(self.branch_2[0]), [1, 1],
+                                       scope='Conv2d_0a_1x1')
+                branch_2 = slim.conv2d(branch_2, depth(self.branch_2[1]), [3, 3],
+                                       scope=self.branch_2_conv_scope)
+            with tf.variable_scope('Branch_3'):
+                branch_3 = slim.max_pool2d(net, [3, 3], scope='MaxPool_0a_3x3')
+                branch_3 = slim.conv2d(branch_3, depth(self.branch_3), [1, 1],
+                                       scope='Conv2d_0b_1x1')
+            return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=3)
+
+
+# (end point, layer) in order; the comment is the layer's output at 224 x 224.
+_LAYERS = (
+    ('Conv2d_1a_7x7', _Conv(64, 7, stride=2)),                       # 112 x 112 x 64
+    ('MaxPool_2a_3x3', _MaxPool(3)),                                 # 56 x 56 x 64
+    ('Conv2d_2b_1x1', _Conv(64, 1)),                                 # 56 x 56 x 64
+    ('Conv2d_2c_3x3', _Conv(192, 3)),                                # 56 x 56 x 192
+    ('MaxPool_3a_3x3', _MaxPool(3)),                                 # 28 x 28 x 192
+    ('Mixed_3b', _Mixed(64, (96, 128), (16, 32), 32)),               # 28 x 28 x 256
+    ('Mixed_3c', _Mixed(128, (128, 192), (32, 96), 64)),             # 28 x 28 x 480
+    ('MaxPool_4a_3x3', _MaxPool(3)),                                 # 14 x 14 x 480
+    ('Mixed_4b', _Mixed(192, (96, 208), (16, 48), 64)),              # 14 x 14 x 512
+    ('Mixed_4c', _Mixed(160, (112, 224), (24, 64), 64)),             # 14 x 14 x 512
+    ('Mixed_4d', _Mixed(128, (128, 256), (24, 64), 64)),             # 14 x 14 x 512
+    ('Mixed_4e', _Mixed(112, (144, 288), (32, 64), 64)),             # 14 x 14 x 528
+    ('Mixed_4f', _Mixed(256, (160, 320), (32, 128), 128)),           # 14 x 14 x 832
+    ('MaxPool_5a_2x2', _MaxPool(2)),                                 # 7 x 7 x 832
+    ('Mixed_5b', _Mixed(256, (160, 320), (32, 128), 128,
+                        branch_2_conv_scope='Conv2d_0a_3x3')),       # 7 x 7 x 832
+    ('Mixed_5c', _Mixed(384, (192, 384), (48, 128), 128)),           # 7 x 7 x 1024
+)
+
+END_POINTS = tuple(name for name, _ in _LAYERS)
+
+# The logits average-pool this many pixels square, the Mixed_5c map of a 224 x 224 image.
+_POOL_SIZE = 7
+
+
+def inception_v1_base(inputs: tf.Tensor,
+                      final_endpoint: str = 'Mixed_5c',
+                      scope: str | tf.VariableScope = 'InceptionV1',
+                      *,
+                      min_depth: int = 16,
+                      depth_multiplier: float = 1.0,
+                      ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Builds Inception v1 from the input up to `final_endpoint`.
+
+    Args:
+      inputs: images, [batch, height, width, channels].
+      final_endpoint: the last end point to build, one of `END_POINTS`.
+      scope: variable scope (name or `tf.VariableScope`).
+      min_depth: the fewest channels any convolution gets after scaling.
+      depth_multiplier: scales the channels of every convolution, as
+        max(int(depth * depth_multiplier), min_depth). Both are keyword-only
+        so that TF-Slim's positional (inputs, final_endpoint, scope) still works.
+
+    Returns:
+      (net, end_points): the `final_endpoint` tensor, and every end point
+      built so far by name, in build order.
+
+    Raises:
+      ValueError: if `final_endpoint` is unknown, `depth_multiplier` <= 0 or
+        `min_depth` < 1.
+    """
+    if final_endpoint not in END_POINTS:
+        raise ValueError('final_endpoint must be one of %s; got %r'
+                         % (', '.join(END_POINTS), final_endpoint))
+    depth = _depth_fn(min_depth, depth_multiplier)
+    end_points = {}
+    with tf.variable_scope(scope, 'InceptionV1', [inputs]):
+        with slim.arg_scope([slim.conv2d, slim.fully_connected],
+                            weights_initializer=tf.truncated_normal_initializer(stddev=0.01)):
+            with slim.arg_scope([slim.conv2d, slim.max_pool2d], stride=1, padding='SAME'):
+                net = inputs
+                for name, layer in _LAYERS:
+                    net = layer(net, depth, name)
+                    end_points[name] = net
+                    if name == final_endpoint:
+                        break
+    return net, end_points
+
+
+def _check_pool_fits(net: tf.Tensor) -> None:
+    """Raises ValueError if `net` is known to be smaller than the 7 x 7 pool."""
+    height, width = net.shape.as_list()[1:3]
+    if (height is not None and height < _POOL_SIZE) or (width is not None and width < _POOL_SIZE):
+        raise ValueError('inception_v1 average-pools a Mixed_5c map of at least %d x %d '
+                         '(a 224 x 224 image); got %s x %s, pass global_pool=True for '
+                         'smaller images' % (_POOL_SIZE, _POOL_SIZE, height, width))
+
+
+def inception_v1(inputs: tf.Tensor,
+                 num_classes: int | None = 1000,
+                 is_training: bool = True,
+                 dropout_keep_prob: float = 0.8,
+                 prediction_fn: Callable[..., tf.Tensor] = slim.softmax,
+                 spatial_squeeze: bool = True,
+                 reuse: bool | None = None,
+                 scope: str = 'InceptionV1',
+                 global_pool: bool = False,
+                 *,
+                 min_depth: int = 16,
+                 depth_multiplier: float = 1.0,
+                 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Builds Inception v1 with its classification head.
+
+    Args:
+      inputs: images, [batch, height, width, channels]; 224 x 224 unless
+        `global_pool` is set.
+      num_classes: number of logits; 0 or None returns the pooled features
+        [batch, 1, 1, channels] instead.
+      is_training: whether batch norm and dropout run in training mode.
+      dropout_keep_prob: fraction of the pooled features kept by dropout.
+      prediction_fn: maps the logits to the 'Predictions' end point.
+      spatial_squeeze: squeeze the logits to [batch, num_classes].
+      reuse: reuse the variables of an earlier build in the same scope.
+      scope: variable scope.
+      global_pool: average over the whole final feature map, whatever its
+        size, instead of a fixed 7 x 7 window.
+      min_depth: the fewest channels any convolution gets after scaling.
+      depth_multiplier: scales the channels of every convolution.
+
+    Returns:
+      (logits, end_points): logits [batch, num_classes] (or the pooled
+      features, see `num_classes`) and the end points by name.
+
+    Raises:
+      ValueError: for a bad `depth_multiplier` or `min_depth`, or a final map
+        known to be smaller than 7 x 7 without `global_pool`.
+    """
+    with tf.variable_scope(scope, 'InceptionV1', [inputs], reuse=reuse) as net_scope:
+        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
+            net, end_points = inception_v1_base(inputs, min_depth=min_depth,
+                                                depth_multiplier=depth_multiplier,
+                                                scope=net_scope)
+            with tf.variable_scope('Logits'):
+                if global_pool:
+                    net = tf.reduce_mean(net, [1, 2], keepdims=True, name='global_pool')
+                    end_points['global_pool'] = net
+                else:
+                    _check_pool_fits(net)
+                    net = slim.avg_pool2d(net, [_POOL_SIZE, _POOL_SIZE], stride=1,
+                                          scope='AvgPool_0a_7x7')
+                    end_points['AvgPool_0a_7x7'] = net
+                if not num_classes:
+                    return net, end_points
+                net = slim.dropout(net, dropout_keep_prob, scope='Dropout_0b')
+                logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
+                                     normalizer_fn=None, scope='Conv2d_0c_1x1')
+                if spatial_squeeze:
+                    logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')
+            end_points['Logits'] = logits
+            end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
+    return logits, end_points
