@@ -1,0 +1,267 @@
+"""Datasets by name: one table of the standard datasets, plus any converted folder.
+
+`get_dataset(name, split_name, dataset_dir)` returns a `slim.dataset.Dataset`
+as the original TF-Slim did, so code written for it keeps working. What a
+dataset looks like comes from one of two places:
+
+* a `dataset_info.json` in `dataset_dir` (written by `download_and_convert_data`),
+  which describes the folder whatever name is asked for, so a converted image
+  folder trains by name with no code;
+* otherwise `DATASETS`, the one table of the standard datasets, with the file
+  patterns, split sizes and class counts of the original TF-Slim converters.
+
+The decoder reads the TFRecord keys of the original tools as well as this
+project's: JPEG, PNG, GIF, BMP and WebP bytes, and `raw` pixel bytes (MNIST,
+CIFAR-10), always giving a 3-channel uint8 image.
+"""
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+
+import tensorflow.compat.v1 as tf
+
+from slim_compat import slim
+
+INFO_FILENAME = 'dataset_info.json'
+LABELS_FILENAME = 'labels.txt'
+INFO_FORMAT_VERSION = 1
+
+_DIGIT_NAMES = tuple(str(digit) for digit in range(10))
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """The facts needed to read one dataset.
+
+    Attributes:
+      name: the dataset name.
+      file_pattern: glob of a split's files relative to the dataset
+        directory; `%s` stands for the split name.
+      splits: split name -> number of examples, in the order users know them.
+      num_classes: number of label values, background class included.
+      class_names: names by label id, used when there is no labels.txt.
+      raw_image_shape: [height, width, channels] of records whose
+        `image/format` is `raw` and that carry no `image/height`/`image/width`.
+      info_required: only this project's converter makes the dataset, so a
+        folder without its dataset_info.json (written last) is unfinished.
+    """
+    name: str
+    file_pattern: str
+    splits: Mapping[str, int]
+    num_classes: int
+    class_names: tuple[str, ...] | None = None
+    raw_image_shape: tuple[int, int, int] | None = None
+    info_required: bool = False
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec for spec in (
+        DatasetSpec('mnist', 'mnist_%s.tfrecord', {'train': 60000, 'test': 10000}, 10,
+                    class_names=_DIGIT_NAMES, raw_image_shape=(28, 28, 1)),
+        DatasetSpec('cifar10', 'cifar10_%s.tfrecord', {'train': 50000, 'test': 10000}, 10,
+                    class_names=('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
+                                 'frog', 'horse', 'ship', 'truck'),
+                    raw_image_shape=(32, 32, 3)),
+        DatasetSpec('flowers', 'flowers_%s_*.tfrecord', {'train': 3320, 'validation': 350}, 5,
+                    class_names=('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')),
+        # 1001 classes: id 0 is the background class of the original records.
+        DatasetSpec('imagenet', '%s-*', {'train': 1281167, 'validation': 50000}, 1001),
+        # Its split sizes come from the dataset_info.json of the conversion.
+        DatasetSpec('digits', 'digits_%s_*.tfrecord', {}, 10, class_names=_DIGIT_NAMES,
+                    info_required=True),
+    )
+}
+
+_ITEMS_TO_DESCRIPTIONS = {
+    'image': 'A color image of varying size (uint8, 3 channels).',
+    'label': 'A single integer class id.',
+}
+
+
+def list_datasets() -> list[str]:
+    """The names of the built-in datasets, sorted."""
+    return sorted(DATASETS)
+
+
+def get_dataset(name: str, split_name: str, dataset_dir: str, file_pattern: str | None = None,
+                reader: type | None = None) -> slim.dataset.Dataset:
+    """Returns one split of a dataset as a `slim.dataset.Dataset`.
+
+    Args:
+      name: a built-in dataset name (see `list_datasets()`), or any name when
+        `dataset_dir` holds a dataset_info.json.
+      split_name: a split of that dataset, e.g. 'train'.
+      dataset_dir: the directory holding the TFRecord files.
+      file_pattern: overrides the dataset's file glob (relative to
+        `dataset_dir`; `%s` is replaced by the split name).
+      reader: the record reader class for queue-based readers; defaults to
+        `tf.TFRecordReader`.
+
+    Returns:
+      A Dataset with `data_sources` (the sorted matching files), `reader`,
+      `decoder` (items 'image' and 'label'), `num_samples`,
+      `items_to_descriptions`, `num_classes`, `labels_to_names` (None when
+      unknown) and, for error messages, `name`, `split_name`, `dataset_dir`
+      and `file_pattern`.
+
+    Raises:
+      FileNotFoundError: if `dataset_dir` does not exist, no file matches, or
+        a dataset that needs its dataset_info.json lacks it.
+      ValueError: for an unknown dataset or split, or a malformed
+        dataset_info.json or labels.txt.
+    """
+    if not tf.io.gfile.isdir(dataset_dir):
+        raise FileNotFoundError("dataset_dir '%s' does not exist" % dataset_dir)
+    spec = get_dataset_spec(name, dataset_dir)
+    if split_name not in spec.splits:
+        raise ValueError("unknown split '%s' for dataset '%s'; valid splits: %s"
+                         % (split_name, spec.name, ', '.join(spec.splits)))
+    pattern = file_pattern or spec.file_pattern
+    if '%s' in pattern:
+        pattern = pattern % split_name
+    files = sorted(tf.io.gfile.glob(os.path.join(dataset_dir, pattern)))
+    if not files:
+        raise FileNotFoundError("no files match '%s' in '%s'" % (pattern, dataset_dir))
+    return slim.dataset.Dataset(
+        data_sources=files,
+        reader=reader or tf.TFRecordReader,
+        decoder=make_decoder(spec.raw_image_shape),
+        num_samples=spec.splits[split_name],
+        items_to_descriptions=_ITEMS_TO_DESCRIPTIONS,
+        num_classes=spec.num_classes,
+        labels_to_names=_labels_to_names(spec, dataset_dir),
+        name=spec.name,
+        split_name=split_name,
+        dataset_dir=dataset_dir,
+        file_pattern=pattern)
+
+
+def get_dataset_spec(name: str, dataset_dir: str) -> DatasetSpec:
+    """Returns what describes `dataset_dir`: its dataset_info.json, else the table.
+
+    Raises:
+      ValueError: if there is no dataset_info.json and `name` is not built in,
+        or the dataset_info.json is malformed.
+      FileNotFoundError: if `name` is a dataset that needs its missing
+        dataset_info.json.
+    """
+    info_path = os.path.join(dataset_dir, INFO_FILENAME)
+    if tf.io.gfile.exists(info_path):
+        return read_dataset_info(info_path)
+    if name not in DATASETS:
+        raise ValueError("unknown dataset '%s': no %s in '%s' and not one of %s"
+                         % (name, INFO_FILENAME, dataset_dir, ', '.join(list_datasets())))
+    if DATASETS[name].info_required:
+        raise FileNotFoundError(
+            "no %s in '%s': dataset '%s' is made by download_and_convert_data, which writes "
+            "that file when the conversion completes" % (INFO_FILENAME, dataset_dir, name))
+    return DATASETS[name]
+
+
+def read_dataset_info(path: str) -> DatasetSpec:
+    """Reads a dataset_info.json (format version 1) into a DatasetSpec.
+
+    Raises:
+      ValueError: if the file is not JSON, has another format version, or
+        lacks a required key.
+    """
+    with tf.io.gfile.GFile(path, 'r') as info_file:
+        try:
+            info = json.load(info_file)
+        except json.JSONDecodeError as error:
+            raise ValueError('%s is not valid JSON: %s' % (path, error)) from None
+    if not isinstance(info, dict):
+        raise ValueError('%s must hold a JSON object; got %s' % (path, type(info).__name__))
+    version = info.get('format_version')
+    if version != INFO_FORMAT_VERSION:
+        raise ValueError('%s has format_version %r; expected %d'
+                         % (path, version, INFO_FORMAT_VERSION))
+    missing = [key for key in ('name', 'num_classes', 'splits', 'file_pattern')
+               if key not in info]
+    if missing:
+        raise ValueError('%s lacks %s' % (path, ', '.join(missing)))
+    classes = info.get('classes')
+    return DatasetSpec(name=info['name'], file_pattern=info['file_pattern'],
+                       splits={split: int(size) for split, size in info['splits'].items()},
+                       num_classes=int(info['num_classes']),
+                       class_names=tuple(classes) if classes else None)
+
+
+def read_labels_file(dataset_dir: str, filename: str = LABELS_FILENAME) -> dict[int, str]:
+    """Reads `<id>:<name>` lines (split at the first ':') into {id: name}.
+
+    Raises:
+      ValueError: for a line that is not `<id>:<name>` with an integer id.
+    """
+    path = os.path.join(dataset_dir, filename)
+    labels_to_names = {}
+    with tf.io.gfile.GFile(path, 'r') as labels_file:
+        for line_number, line in enumerate(labels_file, start=1):
+            line = line.rstrip('\r\n')
+            if not line:
+                continue
+            label, separator, class_name = line.partition(':')
+            if not separator or not label.strip().isdigit():
+                raise ValueError("%s line %d must be '<id>:<name>'; got %r"
+                                 % (path, line_number, line))
+            labels_to_names[int(label)] = class_name
+    return labels_to_names
+
+
+def _labels_to_names(spec: DatasetSpec, dataset_dir: str) -> dict[int, str] | None:
+    if tf.io.gfile.exists(os.path.join(dataset_dir, LABELS_FILENAME)):
+        return read_labels_file(dataset_dir)
+    if spec.class_names:
+        return dict(enumerate(spec.class_names))
+    return None
+
+
+def make_decoder(raw_image_shape: tuple[int, int, int] | None = None
+                 ) -> slim.tfexample_decoder.TFExampleDecoder:
+    """Returns a TFExample decoder with items 'image' (uint8, 3 channels) and 'label'.
+
+    Args:
+      raw_image_shape: [height, width, channels] of `raw` records lacking
+        `image/height` and `image/width`; None if every raw record has them.
+
+    Returns:
+      The decoder. Encoded images are decoded by their header (JPEG, PNG, GIF,
+      BMP, WebP; the first frame of an animation); `raw` images are reshaped.
+      One-channel images are repeated to 3 channels.
+    """
+    height, width, _ = raw_image_shape or (0, 0, 0)
+    keys_to_features = {
+        'image/encoded': tf.io.FixedLenFeature((), tf.string),
+        'image/format': tf.io.FixedLenFeature((), tf.string, default_value=''),
+        'image/height': tf.io.FixedLenFeature((), tf.int64, default_value=height),
+        'image/width': tf.io.FixedLenFeature((), tf.int64, default_value=width),
+        'image/class/label': tf.io.FixedLenFeature((), tf.int64),
+    }
+    items_to_handlers = {
+        'image': slim.tfexample_decoder.ItemHandlerCallback(
+            ['image/encoded', 'image/format', 'image/height', 'image/width'], _decode_image),
+        'label': slim.tfexample_decoder.Tensor('image/class/label'),
+    }
+    return slim.tfexample_decoder.TFExampleDecoder(keys_to_features, items_to_handlers)
+
+
+def _decode_image(keys_to_tensors: dict[str, tf.Tensor]) -> tf.Tensor:
+    encoded = keys_to_tensors['image/encoded']
+    is_raw = tf.equal(tf.strings.lower(keys_to_tensors['image/format']), 'raw')
+    image = tf.cond(
+        is_raw,
+        lambda: _decode_raw(encoded, keys_to_tensors['image/height'],
+                            keys_to_tensors['image/width']),
+        lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False))
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _decode_raw(encoded: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    pixels = tf.io.decode_raw(encoded, tf.uint8)
+    image = tf.reshape(pixels, tf.stack([height, width, -1]))
+    # Broadcasting repeats one channel to three and rejects other counts.
+    return tf.broadcast_to(image, tf.stack([height, width, 3]))
+
