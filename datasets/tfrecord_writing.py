@@ -1,0 +1,461 @@
+"""Writes converted datasets in the layout the readers expect.
+
+A dataset directory holds one dataset:
+
+    {name}_{split}_{index:05d}-of-{num_shards:05d}.tfrecord   the shards
+    labels.txt                                                `id:name` lines
+    conversion_report.json                                    what was done
+    dataset_info.json                                         written last
+
+`dataset_info.json` is the mark of a complete dataset. A conversion removes
+it before touching anything else and writes it (atomically) only after every
+shard is complete, so an interrupted conversion never looks whole. Shards are
+written under a `.partial` suffix, which the shard file pattern does not
+match, and renamed once complete. Records carry no timestamps and are
+serialised deterministically, so the same input gives byte-identical shards.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import re
+import types
+from collections.abc import Iterable
+
+import tensorflow.compat.v1 as tf
+
+from datasets.image_preparation import EncodedImage
+from datasets.progress import ProgressFn, ignore_progress
+
+FORMAT_VERSION = 1
+LABELS_FILENAME = 'labels.txt'
+DATASET_INFO_FILENAME = 'dataset_info.json'
+REPORT_FILENAME = 'conversion_report.json'
+PARTIAL_SUFFIX = '.partial'
+
+_DATASET_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
+
+
+def check_dataset_name(name: str) -> None:
+    """Checks that `name` can prefix shard file names and file patterns.
+
+    Args:
+        name: the dataset name.
+
+    Raises:
+        ValueError: if the name is empty or holds other characters than
+            letters, digits, '_', '-' and '.'.
+    """
+    if not _DATASET_NAME.fullmatch(name):
+        raise ValueError("--dataset_name must be letters, digits, '_', '-' or '.', "
+                         'starting with a letter or digit; got %r' % name)
+
+
+def file_pattern(name: str) -> str:
+    """Returns the shard file pattern of a dataset; `%s` stands for the split."""
+    return '%s_%%s_*.tfrecord' % name
+
+
+def shard_filename(name: str, split: str, index: int, num_shards: int) -> str:
+    """Returns the file name of shard `index` of `num_shards` of a split."""
+    return '%s_%s_%05d-of-%05d.tfrecord' % (name, split, index, num_shards)
+
+
+def image_example(image: EncodedImage, label: int, class_name: str,
+                  filename: str) -> bytes:
+    """Serialises one classification example with the slim keys.
+
+    Args:
+        image: the encoded image.
+        label: the class id.
+        class_name: the class name (`image/class/text`).
+        filename: where the image came from, relative to the source.
+
+    Returns:
+        The serialised `tf.train.Example`, byte-identical for equal inputs.
+    """
+    feature = {
+        'image/encoded': _bytes_feature(image.data),
+        'image/format': _bytes_feature(image.format.encode('ascii')),
+        'image/class/label': _int64_feature(label),
+        'image/height': _int64_feature(image.height),
+        'image/width': _int64_feature(image.width),
+        'image/filename': _bytes_feature(_utf8(filename)),
+        'image/class/text': _bytes_feature(_utf8(class_name)),
+    }
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    # Features is a map: only deterministic serialisation fixes the key order.
+    return example.SerializeToString(deterministic=True)
+
+
+class SplitWriter:
+    """Writes the records of one split into a fixed number of shards.
+
+    The caller announces how many records it plans to add; planned record
+    `p` goes to shard `p * num_shards // planned_count`. A planned record can
+    be dropped (`add(None)`, e.g. a rejected file) without moving the others
+    to different shards. Use it as a context manager: leaving the block
+    normally completes every shard, leaving it with an exception deletes the
+    shard being written.
+
+    Attributes:
+        written: the number of records written so far.
+    """
+
+    def __init__(self, dataset_dir: str, name: str, split: str, planned_count: int,
+                 num_shards: int) -> None:
+        """Plans the shards; nothing is written before the first record.
+
+        Args:
+            dataset_dir: the output directory.
+            name: the dataset name.
+            split: the split name.
+            planned_count: how many records (kept or dropped) will be added.
+            num_shards: how many shards to write, empty ones included.
+
+        Raises:
+            ValueError: if `num_shards` is below 1.
+        """
+        if num_shards < 1:
+            raise ValueError('--num_shards must be >= 1; got %d' % num_shards)
+        self._paths = [os.path.join(dataset_dir, shard_filename(name, split, index, num_shards))
+                       for index in range(num_shards)]
+        self._planned_count = planned_count
+        self._position = 0
+        self._shard = -1
+        self._writer = None
+        self.written = 0
+
+    def __enter__(self) -> 'SplitWriter':
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: types.TracebackType | None) -> None:
+        if error_type is None:
+            self.close()
+        else:
+            self._abort()
+
+    def add(self, record: bytes | None) -> None:
+        """Adds the next planned record; None drops it.
+
+        Args:
+            record: a serialised example, or None.
+
+        Raises:
+            ValueError: if more records are added than were planned.
+        """
+        if self._position >= self._planned_count:
+            raise ValueError('more records than the %d planned' % self._planned_count)
+        self._advance_to(self._position * len(self._paths) // self._planned_count)
+        if record is not None:
+            self._writer.write(record)
+            self.written += 1
+        self._position += 1
+
+    def close(self) -> None:
+        """Completes the remaining shards (empty ones included).
+
+        Raises:
+            ValueError: if fewer records were added than were planned.
+        """
+        if self._position != self._planned_count:
+            self._abort()
+            raise ValueError('%d records were planned but %d added'
+                             % (self._planned_count, self._position))
+        self._advance_to(len(self._paths) - 1)
+        self._finish_shard()
+
+    def _advance_to(self, shard: int) -> None:
+        while self._shard < shard:
+            if self._writer is not None:
+                self._finish_shard()
+            self._shard += 1
+            self._writer = tf.io.TFRecordWriter(self._paths[self._shard] + PARTIAL_SUFFIX)
+
+    def _finish_shard(self) -> None:
+        self._writer.close()
+        self._writer = None
+        path = self._paths[self._shard]
+        _fsync(path + PARTIAL_SUFFIX)
+        os.replace(path + PARTIAL_SUFFIX, path)
+
+    def _abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            os.remove(self._paths[self._shard] + PARTIAL_SUFFIX)
+
+
+@dataclasses.dataclass(frozen=True)
+class RejectedFile:
+    """A file that could not be converted.
+
+    Attributes:
+        path: the file, relative to the source folder.
+        label: the class id of its folder.
+        reason: why it was rejected.
+    """
+    path: str
+    label: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedFile:
+    """A file that was not considered an image candidate at all.
+
+    Attributes:
+        path: the file, relative to the source folder.
+        reason: why it was skipped.
+    """
+    path: str
+    reason: str
+
+
+@dataclasses.dataclass
+class ConversionSummary:
+    """What a conversion did; written to conversion_report.json.
+
+    Attributes:
+        name: the dataset name.
+        dataset_dir: where the dataset was written.
+        class_names: class names by id.
+        split_sizes: number of records written per split.
+        converted_per_class: number of records written per class id.
+        image_formats: the `image/format` values written.
+        options: the options that shaped the output.
+        rejected: the files that were rejected, with reasons.
+        skipped: the files that were skipped, with reasons.
+    """
+    name: str
+    dataset_dir: str
+    class_names: list[str]
+    split_sizes: dict[str, int]
+    converted_per_class: list[int]
+    image_formats: set[str]
+    options: dict
+    rejected: list[RejectedFile] = dataclasses.field(default_factory=list)
+    skipped: list[SkippedFile] = dataclasses.field(default_factory=list)
+
+    @property
+    def converted(self) -> int:
+        """Number of records written."""
+        return sum(self.split_sizes.values())
+
+    @property
+    def rejected_fraction(self) -> float:
+        """Rejected files as a fraction of all image candidates."""
+        candidates = self.converted + len(self.rejected)
+        return len(self.rejected) / candidates if candidates else 0.0
+
+    @property
+    def image_format(self) -> str:
+        """'jpeg' or 'png' when every record has that format, else 'mixed'."""
+        if len(self.image_formats) == 1:
+            return next(iter(self.image_formats))
+        return 'mixed'
+
+    @property
+    def report_path(self) -> str:
+        """Where the conversion report is written."""
+        return os.path.join(self.dataset_dir, REPORT_FILENAME)
+
+    def summary_lines(self) -> list[str]:
+        """Returns a short human-readable summary, per class."""
+        splits = ', '.join('%s: %d' % item for item in self.split_sizes.items())
+        lines = ['Converted %d images into %s (%s).' % (self.converted, self.dataset_dir, splits),
+                 'Rejected %d files, skipped %d files; details in %s.'
+                 % (len(self.rejected), len(self.skipped), self.report_path)]
+        width = max([len('class')] + [len(name) for name in self.class_names])
+        lines.append('  %-*s  %9s  %8s' % (width, 'class', 'converted', 'rejected'))
+        rejected = self._rejected_per_class()
+        for label, name in enumerate(self.class_names):
+            lines.append('  %-*s  %9d  %8d'
+                         % (width, name, self.converted_per_class[label], rejected[label]))
+        return lines
+
+    def report(self, status: str) -> dict:
+        """Returns the JSON-ready conversion report.
+
+        Args:
+            status: 'complete', or why the conversion failed.
+
+        Returns:
+            The report, with every rejected and skipped file.
+        """
+        rejected = self._rejected_per_class()
+        return {
+            'format_version': FORMAT_VERSION,
+            'name': self.name,
+            'status': status,
+            'converted': self.converted,
+            'rejected_count': len(self.rejected),
+            'skipped_count': len(self.skipped),
+            'rejected_fraction': self.rejected_fraction,
+            'splits': self.split_sizes,
+            'per_class': {name: {'converted': self.converted_per_class[label],
+                                 'rejected': rejected[label]}
+                          for label, name in enumerate(self.class_names)},
+            'rejected': [{'file': item.path, 'class': self.class_names[item.label],
+                          'reason': item.reason} for item in self.rejected],
+            'skipped': [{'file': item.path, 'reason': item.reason} for item in self.skipped],
+            'options': self.options,
+        }
+
+    def _rejected_per_class(self) -> list[int]:
+        counts = [0] * len(self.class_names)
+        for item in self.rejected:
+            counts[item.label] += 1
+        return counts
+
+
+def start_conversion(dataset_dir: str, name: str) -> None:
+    """Prepares `dataset_dir` for a (re)conversion of dataset `name`.
+
+    Removes dataset_info.json first, so the directory stops claiming to hold
+    a complete dataset, then the previous report, then every shard (complete
+    or partial) a previous conversion of `name` left, so shards of an older
+    layout (another shard count, say) cannot be mixed with the new ones.
+
+    Args:
+        dataset_dir: the output directory; created if missing.
+        name: the dataset name.
+    """
+    os.makedirs(dataset_dir, exist_ok=True)
+    for metadata in (DATASET_INFO_FILENAME, REPORT_FILENAME):
+        path = os.path.join(dataset_dir, metadata)
+        if os.path.exists(path):
+            os.remove(path)
+    shards = os.path.join(glob.escape(dataset_dir),
+                          glob.escape(name) + '_*_[0-9]*-of-[0-9]*.tfrecord')
+    for path in glob.glob(shards) + glob.glob(shards + PARTIAL_SUFFIX):
+        os.remove(path)
+
+
+def finish_conversion(summary: ConversionSummary, failure: str | None = None) -> None:
+    """Writes labels.txt, the report and, unless the conversion failed, dataset_info.json.
+
+    Args:
+        summary: what the conversion did.
+        failure: why the conversion failed, or None when it succeeded. A
+            failed conversion gets its report but no dataset_info.json.
+    """
+    lines = ''.join('%d:%s\n' % item for item in enumerate(summary.class_names))
+    _write_atomically(os.path.join(summary.dataset_dir, LABELS_FILENAME), lines)
+    report = summary.report('complete' if failure is None else 'failed: ' + failure)
+    _write_json_atomically(summary.report_path, report)
+    if failure is not None:
+        return
+    info = {
+        'format_version': FORMAT_VERSION,
+        'name': summary.name,
+        'num_classes': len(summary.class_names),
+        'classes': summary.class_names,
+        'splits': summary.split_sizes,
+        'file_pattern': file_pattern(summary.name),
+        'image_format': summary.image_format,
+        'options': summary.options,
+    }
+    _write_json_atomically(os.path.join(summary.dataset_dir, DATASET_INFO_FILENAME), info)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledImage:
+    """One example of a dataset whose every example is kept.
+
+    Attributes:
+        image: the encoded image.
+        label: the class id.
+        filename: where it came from (`image/filename`).
+    """
+    image: EncodedImage
+    label: int
+    filename: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSource:
+    """The examples of one split, streamed.
+
+    Attributes:
+        count: how many examples `examples` yields.
+        examples: the examples in record order, read as they are written.
+    """
+    count: int
+    examples: Iterable[LabelledImage]
+
+
+def write_labelled_dataset(dataset_dir: str, name: str, class_names: list[str],
+                           splits: dict[str, SplitSource], options: dict,
+                           progress: ProgressFn = ignore_progress,
+                           num_shards: int = 1) -> ConversionSummary:
+    """Converts a dataset whose examples are all valid (digits, MNIST, CIFAR-10).
+
+    Args:
+        dataset_dir: the output directory.
+        name: the dataset name.
+        class_names: class names by id.
+        splits: the examples of each split.
+        options: the options that shaped the output, for dataset_info.json.
+        progress: told how many examples of each split have been written.
+        num_shards: shards per split.
+
+    Returns:
+        What was converted.
+
+    Raises:
+        ValueError: if a split yields another number of examples than announced.
+    """
+    start_conversion(dataset_dir, name)
+    summary = ConversionSummary(name=name, dataset_dir=dataset_dir, class_names=class_names,
+                                split_sizes={}, converted_per_class=[0] * len(class_names),
+                                image_formats=set(), options=options)
+    for split, source in splits.items():
+        task = 'converting %s %s' % (name, split)
+        with SplitWriter(dataset_dir, name, split, source.count, num_shards) as writer:
+            for example in source.examples:
+                writer.add(image_example(example.image, example.label,
+                                         class_names[example.label], example.filename))
+                summary.converted_per_class[example.label] += 1
+                summary.image_formats.add(example.image.format)
+                progress(task, writer.written, source.count, 'images')
+        summary.split_sizes[split] = writer.written
+    finish_conversion(summary)
+    return summary
+
+
+def _write_json_atomically(path: str, value: dict) -> None:
+    _write_atomically(path, json.dumps(value, indent=2, ensure_ascii=False) + '\n')
+
+
+def _write_atomically(path: str, text: str) -> None:
+    partial = path + PARTIAL_SUFFIX
+    with open(partial, 'w', encoding='utf-8', newline='\n') as output:
+        output.write(text)
+        output.flush()
+        os.fsync(output.fileno())
+    os.replace(partial, path)
+
+
+def _fsync(path: str) -> None:
+    # The rename must not reach the disk before the data it names.
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _utf8(text: str) -> bytes:
+    # File names that are not valid UTF-8 keep their original bytes.
+    return text.encode('utf-8', 'surrogateescape')
+
+
+def _bytes_feature(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int64_feature(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))

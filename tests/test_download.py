@@ -1,0 +1,326 @@
+"""Tests for downloads, safe extraction and the MNIST, CIFAR-10 and flowers converters.
+
+A real HTTP server on 127.0.0.1 serves small archives, generated here in the
+datasets' real formats.
+"""
+
+import functools
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import os
+import struct
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasets.convert_cifar10 import convert_cifar10
+from datasets.convert_flowers import convert_flowers
+from datasets.convert_mnist import convert_mnist
+from datasets.download import ArchiveError, DownloadError, UnsafeArchiveError
+from datasets.download import download, extract_tar
+from tests.tfrecord_reading import read_records, shard_paths
+
+TRUNCATED_PATH = '/truncated.bin'
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder, plus one response that ends before its announced length."""
+
+    def do_GET(self) -> None:  # pylint: disable=invalid-name
+        if self.path != TRUNCATED_PATH:
+            super().do_GET()
+            return
+        self.send_response(200)
+        self.send_header('Content-Length', '1000')
+        self.end_headers()
+        self.wfile.write(b'only ten b')
+
+    def log_message(self, *args) -> None:
+        del args  # Keeps test output quiet.
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Yields (served folder, base URL) of an HTTP server on 127.0.0.1."""
+    root = tmp_path / 'served'
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(_Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.05},
+                              daemon=True)
+    thread.start()
+    yield root, 'http://127.0.0.1:%d/' % httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _read(path) -> bytes:
+    with open(path, 'rb') as stored:
+        return stored.read()
+
+
+def test_download_verifies_the_checksum_and_renames_when_complete(server, tmp_path):
+    root, url = server
+    data = os.urandom(3000)
+    (root / 'file.bin').write_bytes(data)
+    destination = str(tmp_path / 'get' / 'file.bin')
+    download(url + 'file.bin', destination, _md5(data))
+    assert _read(destination) == data
+    assert os.listdir(tmp_path / 'get') == ['file.bin']
+
+
+def test_checksum_mismatch_leaves_no_file_claiming_to_be_complete(server, tmp_path):
+    root, url = server
+    (root / 'file.bin').write_bytes(b'tampered')
+    destination = tmp_path / 'get' / 'file.bin'
+    with pytest.raises(DownloadError, match='checksum mismatch .* expected MD5 %s' % _md5(b'x')):
+        download(url + 'file.bin', str(destination), _md5(b'x'))
+    assert os.listdir(tmp_path / 'get') == []
+
+
+def test_download_ending_early_is_refused(server, tmp_path):
+    _, url = server
+    destination = tmp_path / 'get' / 'file.bin'
+    with pytest.raises(DownloadError, match='incomplete: got 10 of 1000 bytes'):
+        download(url + TRUNCATED_PATH.lstrip('/'), str(destination), None)
+    assert os.listdir(tmp_path / 'get') == []
+
+
+def test_missing_file_is_one_line_error(server, tmp_path):
+    _, url = server
+    with pytest.raises(DownloadError, match='HTTP 404') as raised:
+        download(url + 'absent.bin', str(tmp_path / 'absent.bin'), None)
+    assert '\n' not in str(raised.value)
+
+
+def test_verified_download_is_reused_and_a_corrupt_one_replaced(server, tmp_path):
+    root, url = server
+    data = b'published bytes'
+    (root / 'file.bin').write_bytes(data)
+    destination = tmp_path / 'file.bin'
+    destination.write_bytes(data)
+    (root / 'file.bin').unlink()
+    download(url + 'file.bin', str(destination), _md5(data))  # Served nothing: reused.
+    assert destination.read_bytes() == data
+    (root / 'file.bin').write_bytes(data)
+    destination.write_bytes(b'corrupt')
+    download(url + 'file.bin', str(destination), _md5(data))
+    assert destination.read_bytes() == data
+
+
+def test_only_http_urls_are_downloaded(tmp_path):
+    with pytest.raises(ValueError, match='must be http:// or https://'):
+        download('file:///etc/hostname', str(tmp_path / 'hostname'), None)
+
+
+def _tar_gz(members: list[tarfile.TarInfo], contents: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w:gz') as archive:
+        for member in members:
+            data = contents.get(member.name)
+            if data is not None:
+                member.size = len(data)
+            archive.addfile(member, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def _file_member(name: str) -> tarfile.TarInfo:
+    return tarfile.TarInfo(name)
+
+
+def _link_member(name: str, target: str) -> tarfile.TarInfo:
+    member = tarfile.TarInfo(name)
+    member.type = tarfile.SYMTYPE
+    member.linkname = target
+    return member
+
+
+@pytest.mark.parametrize('member, message', [
+    (_file_member('../escape.txt'), 'would be written outside'),
+    (_file_member('inner/../../escape.txt'), 'would be written outside'),
+    (_file_member('/tmp/absolute_escape.txt'), 'would be written outside'),
+    (_link_member('inner/link', '../../outside'), 'is a link'),
+])
+def test_extraction_refuses_members_escaping_the_target(tmp_path, member, message):
+    archive = tmp_path / 'evil.tar.gz'
+    safe = _file_member('inner/safe.txt')
+    contents = {'inner/safe.txt': b'ok'}
+    if member.isfile():
+        contents[member.name] = b'evil'
+    archive.write_bytes(_tar_gz([safe, member], contents))
+    target = tmp_path / 'out' / 'target'
+    with pytest.raises(UnsafeArchiveError, match=message):
+        extract_tar(str(archive), str(target))
+    # Nothing at all was extracted, inside or outside the target.
+    assert os.listdir(target) == []
+    assert sorted(os.listdir(tmp_path / 'out')) == ['target']
+    assert not os.path.exists('/tmp/absolute_escape.txt')
+
+
+def test_extraction_writes_regular_files(tmp_path):
+    archive = tmp_path / 'good.tar.gz'
+    archive.write_bytes(_tar_gz([_file_member('a/b.txt'), _file_member('c.txt')],
+                                {'a/b.txt': b'bee', 'c.txt': b'sea'}))
+    extract_tar(str(archive), str(tmp_path / 'out'))
+    assert _read(tmp_path / 'out' / 'a' / 'b.txt') == b'bee'
+    assert _read(tmp_path / 'out' / 'c.txt') == b'sea'
+
+
+def test_truncated_archive_is_refused(tmp_path):
+    data = _tar_gz([_file_member('a.bin')], {'a.bin': os.urandom(20000)})
+    archive = tmp_path / 'cut.tar.gz'
+    archive.write_bytes(data[:len(data) // 2])
+    with pytest.raises(ArchiveError, match='not a complete, readable tar archive'):
+        extract_tar(str(archive), str(tmp_path / 'out'))
+
+
+def _idx_images(images: np.ndarray) -> bytes:
+    header = struct.pack('>IIII', 2051, len(images), 28, 28)
+    return gzip.compress(header + images.tobytes(), mtime=0)
+
+
+def _idx_labels(labels: np.ndarray) -> bytes:
+    return gzip.compress(struct.pack('>II', 2049, len(labels)) + labels.tobytes(), mtime=0)
+
+
+@pytest.fixture
+def mnist_files(server):
+    """Serves tiny MNIST idx files; yields (base URL, checksums, source data)."""
+    root, url = server
+    random = np.random.RandomState(0)
+    source, checksums = {}, {}
+    for split, prefix, count in (('train', 'train', 12), ('test', 't10k', 5)):
+        images = random.randint(0, 256, (count, 28, 28)).astype(np.uint8)
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        source[split] = (images, labels)
+        for name, data in (('%s-images-idx3-ubyte.gz' % prefix, _idx_images(images)),
+                           ('%s-labels-idx1-ubyte.gz' % prefix, _idx_labels(labels))):
+            (root / name).write_bytes(data)
+            checksums[name] = _md5(data)
+    return url, checksums, source
+
+
+def test_mnist_converts_to_grayscale_png_records(mnist_files, tmp_path):
+    url, checksums, source = mnist_files
+    dataset_dir = str(tmp_path / 'mnist')
+    convert_mnist(dataset_dir, base_url=url, checksums=checksums)
+    for split, (images, labels) in source.items():
+        records = read_records(shard_paths(dataset_dir, 'mnist', split), channels=0)
+        assert len(records) == len(images)
+        for record in records:
+            index = int(record['filename'].rsplit('/', 1)[1])
+            assert record['format'] == 'png'
+            assert record['label'] == labels[index]
+            np.testing.assert_array_equal(record['pixels'], images[index][..., None])
+    with open(os.path.join(dataset_dir, 'dataset_info.json'), encoding='utf-8') as info_file:
+        info = json.load(info_file)
+    assert info['splits'] == {'train': 12, 'test': 5}
+    assert info['classes'] == [str(digit) for digit in range(10)]
+    assert not os.path.exists(os.path.join(dataset_dir, 'downloads'))
+
+
+def test_mnist_with_a_wrong_checksum_leaves_no_complete_looking_files(mnist_files, tmp_path):
+    url, checksums, _ = mnist_files
+    checksums = dict(checksums, **{'t10k-images-idx3-ubyte.gz': _md5(b'other')})
+    dataset_dir = tmp_path / 'mnist'
+    with pytest.raises(DownloadError, match='t10k-images-idx3-ubyte.gz'):
+        convert_mnist(str(dataset_dir), base_url=url, checksums=checksums)
+    assert not os.path.exists(dataset_dir / 'dataset_info.json')
+    assert 't10k-images-idx3-ubyte.gz' not in os.listdir(dataset_dir / 'downloads')
+    assert not any(name.endswith('.part') for name in os.listdir(dataset_dir / 'downloads'))
+
+
+def _cifar_archive(batches: dict[str, bytes], class_names: list[str]) -> bytes:
+    contents = {'cifar-10-batches-bin/' + name: data for name, data in batches.items()}
+    contents['cifar-10-batches-bin/batches.meta.txt'] = ('\n'.join(class_names) + '\n\n').encode()
+    return _tar_gz([_file_member(name) for name in contents], contents)
+
+
+def test_cifar10_converts_planar_records_to_rgb_png(server, tmp_path):
+    root, url = server
+    random = np.random.RandomState(1)
+    class_names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
+                   'ship', 'truck']
+    batches, source = {}, {}
+    names = ['data_batch_%d.bin' % number for number in range(1, 6)] + ['test_batch.bin']
+    for number, name in enumerate(names):
+        planes = random.randint(0, 256, (2, 3, 32, 32)).astype(np.uint8)
+        labels = np.array([number, 9 - number], np.uint8)
+        batches[name] = b''.join(bytes([label]) + plane.tobytes()
+                                 for label, plane in zip(labels, planes))
+        for index in range(2):
+            # Channel-planar R, G, B to height x width x channel.
+            source['%s/%05d' % (name, index)] = (np.moveaxis(planes[index], 0, -1), labels[index])
+    archive = _cifar_archive(batches, class_names)
+    (root / 'cifar-10-binary.tar.gz').write_bytes(archive)
+    dataset_dir = str(tmp_path / 'cifar10')
+    convert_cifar10(dataset_dir, url=url + 'cifar-10-binary.tar.gz', md5=_md5(archive))
+    records = {split: read_records(shard_paths(dataset_dir, 'cifar10', split))
+               for split in ('train', 'test')}
+    assert [len(records['train']), len(records['test'])] == [10, 2]
+    for record in records['train'] + records['test']:
+        pixels, label = source[record['filename']]
+        assert record['label'] == label
+        assert record['class_text'] == class_names[label]
+        np.testing.assert_array_equal(record['pixels'], pixels)
+    with open(os.path.join(dataset_dir, 'labels.txt'), encoding='utf-8') as labels_file:
+        assert labels_file.read().splitlines()[1] == '1:automobile'
+
+
+def _jpeg(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    pixels = np.random.RandomState(seed).randint(0, 256, (5, 6, 3)).astype(np.uint8)
+    Image.fromarray(pixels).save(buffer, 'JPEG')
+    return buffer.getvalue()
+
+
+FLOWER_CLASSES = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']
+
+
+def _flowers_archive(extra: list[tarfile.TarInfo] = ()) -> bytes:
+    contents = {'flower_photos/LICENSE.txt': b'licence'}
+    for class_index, class_name in enumerate(FLOWER_CLASSES):
+        for index in range(4):
+            contents['flower_photos/%s/%d.jpg' % (class_name, index)] = _jpeg(
+                10 * class_index + index)
+    members = [_file_member(name) for name in contents] + list(extra)
+    return _tar_gz(members, dict(contents, **{member.name: b'x' for member in extra}))
+
+
+def test_flowers_converts_with_five_shards_per_split(server, tmp_path):
+    root, url = server
+    (root / 'flower_photos.tgz').write_bytes(_flowers_archive())
+    dataset_dir = str(tmp_path / 'flowers')
+    summary = convert_flowers(dataset_dir, url=url + 'flower_photos.tgz', validation_count=5)
+    assert summary.split_sizes == {'train': 15, 'validation': 5}
+    for split in ('train', 'validation'):
+        assert len(shard_paths(dataset_dir, 'flowers', split)) == 5
+    validation = read_records(shard_paths(dataset_dir, 'flowers', 'validation'))
+    assert sorted(record['class_text'] for record in validation) == FLOWER_CLASSES
+    with open(os.path.join(dataset_dir, 'dataset_info.json'), encoding='utf-8') as info_file:
+        info = json.load(info_file)
+    assert info['classes'] == FLOWER_CLASSES
+    assert info['image_format'] == 'jpeg'
+    assert not os.path.exists(os.path.join(dataset_dir, 'downloads'))
+
+
+def test_flowers_archive_escaping_its_folder_is_refused(server, tmp_path):
+    root, url = server
+    (root / 'flower_photos.tgz').write_bytes(_flowers_archive([_file_member('../../evil.txt')]))
+    dataset_dir = tmp_path / 'flowers'
+    with pytest.raises(UnsafeArchiveError, match="'../../evil.txt' would be written outside"):
+        convert_flowers(str(dataset_dir), url=url + 'flower_photos.tgz')
+    assert not os.path.exists(dataset_dir / 'dataset_info.json')
+    assert not os.path.exists(tmp_path / 'evil.txt')
+    assert not os.path.exists(dataset_dir / 'evil.txt')
