@@ -2,6 +2,7 @@
 
 from absl import flags
 
+from datasets import input_pipeline
 from training import cli, trainer
 from training import flags as shared_flags
 
@@ -54,6 +55,7 @@ def main(argv):
 
 def run():
     cli.add_user_error(trainer.TrainingError)
+    cli.add_user_error(input_pipeline.DataError)
     cli.run_main(main)
 
 

@@ -1,7 +1,19 @@
-"""Shared test set-up: quiet TensorFlow and make the repository importable."""
+"""Shared test set-up: quiet TensorFlow, make the repository importable, shared datasets."""
 
 import os
 import sys
 
+import pytest
+
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope='session')
+def digits_dir(tmp_path_factory):
+    """The embedded digits dataset, converted once per test process."""
+    from tests.training_helpers import run_command
+    directory = tmp_path_factory.mktemp('digits')
+    run_command('download_and_convert_data.py', '--dataset_name=digits',
+                '--dataset_dir=%s' % directory)
+    return str(directory)

@@ -66,8 +66,8 @@ def test_cosine_rate_follows_half_a_cosine():
 
 
 def test_warmup_rises_linearly_then_hands_over():
-    rates = _rates('fixed', [0, 5, 10, 50], decay_steps=10, warmup_steps=10)
-    assert rates == pytest.approx([0.0, 0.05, 0.1, 0.1])
+    rates = _rates('fixed', [0, 4, 9, 10, 50], decay_steps=10, warmup_steps=10)
+    assert rates == pytest.approx([0.01, 0.05, 0.1, 0.1, 0.1])
 
 
 def test_schedule_errors_name_the_argument():

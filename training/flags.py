@@ -153,3 +153,74 @@ def _define_fine_tuning_flags() -> None:
 def split_scopes(value: str | None) -> list[str]:
     """'a, b,' -> ['a', 'b']."""
     return [scope.strip() for scope in (value or '').split(',') if scope.strip()]
+
+
+def define_eval_flags() -> None:
+    """All flags of eval_image_classifier.py."""
+    define_dataset_flags(default_split='test')
+    define_model_flags()
+    define_reader_flags()
+    flags.DEFINE_string('checkpoint_path', '/tmp/tfmodel/', 'A checkpoint file, or a '
+                        'directory whose latest checkpoint is evaluated.')
+    flags.DEFINE_string('eval_dir', '/tmp/tfmodel/', 'Where metrics.json, the confusion '
+                        'matrix and the event logs go.')
+    flags.DEFINE_integer('max_num_batches', None, 'Evaluate at most this many batches; '
+                         'all of the split if unset.')
+    flags.DEFINE_integer('eval_image_size', None, 'Eval image size; the net\'s default if '
+                         'unset.')
+    flags.DEFINE_integer('eval_interval_secs', None, 'If set, keep evaluating each new '
+                         'checkpoint in the --checkpoint_path directory, at most once per '
+                         'this many seconds.')
+    flags.DEFINE_float('timeout', None, 'With --eval_interval_secs: stop after waiting this '
+                       'many seconds for a new checkpoint; wait forever if unset.')
+    _positive('max_num_batches', allow_none=True)
+    _positive('eval_image_size', allow_none=True)
+    _at_least_zero('eval_interval_secs')
+    _positive('timeout', allow_none=True)
+
+
+def _define_inference_input_flags() -> None:
+    """Flags describing what an exported or classifying net reads (export, classify)."""
+    flags.DEFINE_integer('image_size', None, 'Input image size; the net\'s default if unset.')
+    flags.DEFINE_integer('labels_offset', 0,
+                         'Output i of the net is dataset label i + labels_offset: 1 for '
+                         '1000-class nets on 1001-class ImageNet labels.')
+    flags.DEFINE_string('preprocessing_name', None,
+                        'The preprocessing to use; by default the net\'s own.')
+    flags.DEFINE_bool('use_grayscale', False, 'The net reads grayscale images.')
+    _positive('image_size', allow_none=True)
+    _at_least_zero('labels_offset')
+
+
+def define_export_flags() -> None:
+    """All flags of export_inference_graph.py."""
+    define_model_flags()
+    _define_inference_input_flags()
+    flags.DEFINE_bool('is_training', False, 'Export the training graph (dropout, batch-norm '
+                      'statistics of the batch).')
+    flags.DEFINE_integer('batch_size', None, 'Batch size of the input; any if unset.')
+    flags.DEFINE_string('dataset_name', 'imagenet', 'The dataset whose classes the net '
+                        'predicts.')
+    flags.DEFINE_string('dataset_dir', None, 'The dataset directory; needed for converted '
+                        'folders, optional for built-in datasets.')
+    flags.DEFINE_string('output_file', None, 'Where to write the export: a file, or a '
+                        'directory for --export_format=saved_model.')
+    flags.DEFINE_bool('write_text_graphdef', False, 'Write the GraphDef as text.')
+    flags.DEFINE_string('checkpoint_path', None, 'A checkpoint file or directory: its '
+                        'weights are frozen into the export.')
+    flags.DEFINE_enum('export_format', 'graphdef', ('graphdef', 'saved_model', 'tflite'),
+                      'graphdef: a GraphDef, frozen when --checkpoint_path is set; '
+                      'saved_model: a SavedModel directory; tflite: a TFLite model.')
+    _positive('batch_size', allow_none=True)
+
+
+def define_classify_flags() -> None:
+    """All flags of classify_image.py."""
+    define_model_flags()
+    _define_inference_input_flags()
+    flags.DEFINE_string('model_path', None, 'A frozen GraphDef (.pb/.pbtxt), a SavedModel '
+                        'directory, a .tflite file, or a checkpoint file or directory.')
+    flags.DEFINE_string('labels_file', None, 'Lines <id>:<name>; by default labels.txt '
+                        'beside the model.')
+    flags.DEFINE_integer('top_k', 5, 'How many of the most likely classes to print.')
+    _positive('top_k')

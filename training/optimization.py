@@ -64,7 +64,7 @@ def make_learning_rate(schedule: str, learning_rate: float, global_step, *,
     original trainer); `polynomial` goes linearly to `end_learning_rate` over
     `decay_steps`; `cosine` follows half a cosine from `learning_rate` to
     `end_learning_rate` over `total_steps` (or `decay_steps` when there is no
-    step limit). With `warmup_steps`, the rate first rises linearly from 0.
+    step limit). With `warmup_steps`, the rate first rises linearly to `learning_rate`.
 
     Raises:
       ValueError: for an unknown schedule or a non-positive step count.
@@ -90,5 +90,7 @@ def make_learning_rate(schedule: str, learning_rate: float, global_step, *,
         rate = end_learning_rate + 0.5 * (learning_rate - end_learning_rate) * (
             1.0 + tf.cos(math.pi * fraction))
     if warmup_steps:
-        rate = tf.where(step < warmup_steps, learning_rate * step / warmup_steps, rate)
-    return tf.identity(rate, name='learning_rate')
+        # Step s of the warm-up uses (s + 1) / warmup_steps of the rate: never 0, which
+        # FTRL divides by.
+        rate = tf.where(step < warmup_steps, learning_rate * (step + 1.0) / warmup_steps, rate)
+    return tf.identity(rate, name='scheduled_learning_rate')

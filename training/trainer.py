@@ -118,6 +118,7 @@ def train(config: TrainConfig) -> TrainResult:
 class _TrainingGraph:
     train_op: tf.Tensor
     global_step: tf.Variable
+    step_after_train: tf.Tensor  # the global step once train_op has run
     learning_rate: tf.Tensor
     summary_op: tf.Tensor
     init_op: tf.Operation
@@ -149,7 +150,7 @@ def _build_training_graph(config: TrainConfig) -> _TrainingGraph:
     clones = model_deploy.create_clones(deploy_config, clone_fn)
     first_clone_scope = clones[0].scope
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, first_clone_scope)
-    summaries = _model_summaries(clones[0].outputs, config.summarize_activations)
+    _add_model_summaries(clones[0].outputs, config.summarize_activations)
 
     if config.moving_average_decay:
         averages = tf.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
@@ -159,23 +160,24 @@ def _build_training_graph(config: TrainConfig) -> _TrainingGraph:
         learning_rate = _learning_rate(config, dataset.num_samples, global_step)
         optimizer = optimization.make_optimizer(config.optimizer, learning_rate,
                                                 **config.optimizer_params)
-        summaries.append(tf.summary.scalar('learning_rate', learning_rate))
+        tf.summary.scalar('learning_rate', learning_rate)
 
     total_loss, gradients = model_deploy.optimize_clones(
         clones, optimizer, var_list=_variables_to_train(config.trainable_scopes))
     if config.clip_gradient_norm > 0:
         gradients = _clip_by_global_norm(gradients, config.clip_gradient_norm)
-    summaries.append(tf.summary.scalar('total_loss', total_loss))
+    tf.summary.scalar('total_loss', total_loss)
     for loss in tf.get_collection(tf.GraphKeys.LOSSES, first_clone_scope):
-        summaries.append(tf.summary.scalar('losses/%s' % loss.op.name, loss))
-    summaries.extend(tf.get_collection(tf.GraphKeys.SUMMARIES, first_clone_scope))
+        tf.summary.scalar('losses/%s' % loss.op.name, loss)
 
     apply_op = optimizer.apply_gradients(gradients, global_step=global_step)
     with tf.control_dependencies([apply_op, *update_ops]):
         train_op = tf.identity(total_loss, name='train_op')
+    with tf.control_dependencies([train_op]):
+        step_after_train = global_step.read_value()
 
     fine_tune = None
-    if config.checkpoint_path:
+    if config.checkpoint_path and not tf.train.latest_checkpoint(config.train_dir):
         try:
             fine_tune = checkpoints.FineTuneRestore(
                 config.checkpoint_path, config.checkpoint_exclude_scopes,
@@ -183,8 +185,9 @@ def _build_training_graph(config: TrainConfig) -> _TrainingGraph:
         except checkpoints.CheckpointMismatch as error:
             raise TrainingError(str(error)) from None
     return _TrainingGraph(
-        train_op=train_op, global_step=global_step, learning_rate=learning_rate,
-        summary_op=tf.summary.merge(summaries),
+        train_op=train_op, global_step=global_step, step_after_train=step_after_train,
+        learning_rate=learning_rate,
+        summary_op=_merged_summaries(clones),
         init_op=tf.group(tf.global_variables_initializer(), tf.local_variables_initializer()),
         fine_tune=fine_tune, dataset=dataset,
         images_per_step=config.batch_size * config.num_clones)
@@ -221,15 +224,22 @@ def _add_losses(logits, end_points, labels, num_classes, label_smoothing):
     tf.losses.softmax_cross_entropy(one_hot, logits, label_smoothing=label_smoothing)
 
 
-def _model_summaries(end_points, summarize_activations):
-    summaries = [tf.summary.scalar('losses/regularization',
-                                   tf.add_n(tf.losses.get_regularization_losses() or
-                                            [tf.constant(0.0)]))]
+def _add_model_summaries(end_points, summarize_activations):
+    """Adds the regularization loss and, if asked, activation summaries to SUMMARIES."""
+    tf.summary.scalar('losses/regularization',
+                      tf.add_n(tf.losses.get_regularization_losses() or [tf.constant(0.0)]))
     if summarize_activations:
         for name, tensor in end_points.items():
-            summaries.append(tf.summary.histogram('activations/' + name, tensor))
-            summaries.append(tf.summary.scalar('sparsity/' + name, tf.nn.zero_fraction(tensor)))
-    return summaries
+            tf.summary.histogram('activations/' + name, tensor)
+            tf.summary.scalar('sparsity/' + name, tf.nn.zero_fraction(tensor))
+
+
+def _merged_summaries(clones):
+    """Merges SUMMARIES, leaving out the copies made by every clone but the first."""
+    other_clones = tuple(clone.scope for clone in clones[1:])
+    kept = [summary for summary in tf.get_collection(tf.GraphKeys.SUMMARIES)
+            if not (other_clones and summary.op.name.startswith(other_clones))]
+    return tf.summary.merge(kept)
 
 
 def _learning_rate(config, num_samples, global_step):
@@ -268,6 +278,7 @@ def _clip_by_global_norm(gradients, clip_norm):
 def _restore_or_initialize(sess, saver, model, config):
     latest = tf.train.latest_checkpoint(config.train_dir)
     if latest:
+        _check_resumable(latest, sess.graph)
         saver.restore(sess, latest)
         step = sess.run(model.global_step)
         log.info('Resuming from %s at step %d', latest, step)
@@ -280,6 +291,21 @@ def _restore_or_initialize(sess, saver, model, config):
         model.fine_tune.restore(sess)
         log.info('Fine-tuning from %s (%d variables restored)', model.fine_tune.path,
                  model.fine_tune.num_restored)
+
+
+def _check_resumable(checkpoint, graph):
+    """Refuses a train_dir checkpoint written by a different run set-up."""
+    shapes = tf.train.NewCheckpointReader(checkpoint).get_variable_to_shape_map()
+    with graph.as_default():
+        variables = tf.global_variables()
+    different = [v.op.name for v in variables
+                 if shapes.get(v.op.name, None) != v.shape.as_list()]
+    if different:
+        raise TrainingError(
+            'cannot resume from %s: it does not match this run (%d variables missing or of '
+            'another shape, e.g. %s); resume with the flags it was trained with (--model_name, '
+            '--optimizer, --moving_average_decay, ...) or choose a new --train_dir'
+            % (checkpoint, len(different), ', '.join(different[:3])))
 
 
 class _StopSignals:
@@ -309,13 +335,17 @@ def _run_loop(sess, saver, model, config) -> TrainResult:
     checkpoint_prefix = os.path.join(config.train_dir, 'model.ckpt')
     step = sess.run(model.global_step)
     last_checkpoint = tf.train.latest_checkpoint(config.train_dir)
-    last_save = last_summary = time.monotonic()
+    last_save = time.monotonic()
+    last_summary = None  # the first step writes summaries
     window = _Throughput(model.images_per_step)
     stopped_by = 'max_number_of_steps'
     with _StopSignals() as signals:
         while config.max_number_of_steps is None or step < config.max_number_of_steps:
-            write_summary = time.monotonic() - last_summary >= config.save_summaries_secs
-            fetches = [model.train_op, model.global_step, model.learning_rate]
+            final_step = (config.max_number_of_steps is not None
+                          and step + 1 >= config.max_number_of_steps)
+            write_summary = (last_summary is None or final_step or signals.received
+                             or time.monotonic() - last_summary >= config.save_summaries_secs)
+            fetches = [model.train_op, model.step_after_train, model.learning_rate]
             if write_summary:
                 fetches.append(model.summary_op)
             results = _run_step(sess, fetches, model.dataset)
@@ -351,14 +381,15 @@ def _run_loop(sess, saver, model, config) -> TrainResult:
 def _run_step(sess, fetches, dataset):
     try:
         return sess.run(fetches)
-    except tf.errors.InvalidArgumentError as error:
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
         if _LABEL_CHECK in error.message:
             raise TrainingError(
                 'a label is outside [0, num_classes) for this dataset; check --labels_offset '
                 'and --dataset_name (%s)' % error.message.splitlines()[0]) from None
-        raise input_pipeline.explain_data_error(dataset, error) from None
-    except tf.errors.DataLossError as error:
-        raise input_pipeline.explain_data_error(dataset, error) from None
+        explained = input_pipeline.explain_data_error(dataset, error)
+        if explained is None:
+            raise
+        raise explained from error
 
 
 class _Throughput:

@@ -1,0 +1,76 @@
+"""Shared pieces of the training, evaluation and export tests."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_command(script, *args, timeout=300, check=True):
+    """Runs one of the repository's commands; returns the CompletedProcess."""
+    result = subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=REPO,
+                            capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+    if check and result.returncode != 0:
+        raise AssertionError('%s failed (%d):\n%s' % (script, result.returncode,
+                                                      result.stderr[-3000:]))
+    return result
+
+
+def start_command(script, *args):
+    return subprocess.Popen([sys.executable, os.path.join(REPO, script), *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError('timed out waiting for ' + what)
+
+
+def checkpoint_step(train_dir):
+    latest = tf.train.latest_checkpoint(train_dir)
+    return int(latest.rsplit('-', 1)[1]) if latest else None
+
+
+def checkpoint_values(path):
+    reader = tf.train.NewCheckpointReader(path)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def interrupt(process, signum=signal.SIGTERM, timeout=60):
+    process.send_signal(signum)
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+def digits_arrays():
+    """scikit-learn's digits as 28x28 uint8 images with labels."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    images = [np.asarray(Image.fromarray((image * 255.0 / 16.0).astype(np.uint8))
+                         .resize((28, 28), Image.BILINEAR)) for image in digits.images]
+    return np.stack(images), digits.target
+
+
+def lenet_config(train_dir, dataset_dir, **overrides):
+    """A TrainConfig for LeNet on digits that converges in a few hundred steps."""
+    from training import trainer
+    values = dict(train_dir=str(train_dir), dataset_dir=dataset_dir, dataset_name='digits',
+                  model_name='lenet', batch_size=32, optimizer='momentum', learning_rate=0.01,
+                  learning_rate_decay_type='fixed', weight_decay=0.0, num_readers=2,
+                  num_preprocessing_threads=2, log_every_n_steps=50, save_interval_secs=3600,
+                  save_summaries_secs=3600, seed=1)
+    values.update(overrides)
+    return trainer.TrainConfig(**values)
