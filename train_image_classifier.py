@@ -45,7 +45,8 @@ def config_from_flags(values) -> trainer.TrainConfig:
         checkpoint_exclude_scopes=shared_flags.split_scopes(values.checkpoint_exclude_scopes),
         trainable_scopes=shared_flags.split_scopes(values.trainable_scopes),
         ignore_missing_vars=values.ignore_missing_vars,
-        num_clones=values.num_clones, clone_on_cpu=values.clone_on_cpu, master=values.master)
+        num_clones=values.num_clones, clone_on_cpu=values.clone_on_cpu, master=values.master,
+        precision=values.precision, xla=values.xla)
 
 
 def main(argv):

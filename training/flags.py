@@ -7,7 +7,7 @@ name the allowed values, and the validators below name the flag.
 
 from absl import flags
 
-from training import optimization
+from training import optimization, session_config
 
 
 def _positive(name: str, allow_none: bool = False) -> None:
@@ -47,6 +47,14 @@ def define_model_flags() -> None:
         message='--moving_average_decay must be in (0, 1)')
 
 
+def define_performance_flags() -> None:
+    """Compute precision and JIT compilation (train, eval)."""
+    flags.DEFINE_enum('precision', 'float32', session_config.PRECISIONS,
+                      'Compute precision: bf16 uses bfloat16 math (oneDNN automatic mixed '
+                      'precision on CPUs); variables and checkpoints stay float32.')
+    flags.DEFINE_bool('xla', False, 'Compile the graph with XLA (JIT).')
+
+
 def define_reader_flags() -> None:
     """Flags of the input pipeline's parallelism (train, eval)."""
     flags.DEFINE_integer('num_readers', 4, 'Shards read in parallel.')
@@ -61,6 +69,7 @@ def define_train_flags() -> None:
     define_dataset_flags(default_split='train')
     define_model_flags()
     define_reader_flags()
+    define_performance_flags()
     flags.DEFINE_string('train_dir', '/tmp/tfmodel/', 'Where checkpoints and event logs go.')
     flags.DEFINE_integer('train_image_size', None, 'Train image size; the net\'s default if unset.')
     flags.DEFINE_float('weight_decay', 0.00004, 'The weight decay on the model weights.')

@@ -31,7 +31,7 @@ from deployment import model_deploy
 from nets import nets_factory
 from preprocessing import preprocessing_factory
 from slim_compat import slim
-from training import checkpoints, optimization
+from training import checkpoints, optimization, session_config
 
 log = logging.getLogger('train')
 
@@ -84,6 +84,8 @@ class TrainConfig:
     master: str = ''
     seed: int | None = None
     deterministic: bool = False
+    precision: str = 'float32'
+    xla: bool = False
 
 
 @dataclasses.dataclass
@@ -109,7 +111,8 @@ def train(config: TrainConfig) -> TrainResult:
         model = _build_training_graph(config)
         saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=10000.0)
         graph.finalize()
-        with tf.Session(config.master, config=tf.ConfigProto(allow_soft_placement=True)) as sess:
+        session_settings = session_config.make_session_config(config.precision, config.xla)
+        with tf.Session(config.master, config=session_settings) as sess:
             _restore_or_initialize(sess, saver, model, config)
             return _run_loop(sess, saver, model, config)
 
