@@ -7,6 +7,9 @@ DEMO_DIR ?= demo_output
 
 .PHONY: demo test bench clean
 
+DATA := $(DEMO_DIR)/digits
+TRAIN := $(DEMO_DIR)/train
+
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -15,6 +18,23 @@ $(VENV)/.installed: setup.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 --durations=15 tests
+
+demo: $(VENV)/.installed
+	$(PY) download_and_convert_data.py --dataset_name=digits --dataset_dir=$(DATA)
+	$(PY) train_image_classifier.py --dataset_name=digits --dataset_dir=$(DATA) \
+	    --model_name=lenet --train_dir=$(TRAIN) --optimizer=momentum --learning_rate=0.01 \
+	    --learning_rate_decay_type=fixed --weight_decay=0 --batch_size=32 \
+	    --max_number_of_steps=1000 --log_every_n_steps=100
+	$(PY) eval_image_classifier.py --dataset_name=digits --dataset_split_name=test \
+	    --dataset_dir=$(DATA) --model_name=lenet --checkpoint_path=$(TRAIN) \
+	    --eval_dir=$(DEMO_DIR)/eval
+	$(PY) export_inference_graph.py --model_name=lenet --dataset_name=digits \
+	    --dataset_dir=$(DATA) --checkpoint_path=$(TRAIN) --export_format=saved_model \
+	    --output_file=$(DEMO_DIR)/saved_model
+	$(PY) -c "from sklearn.datasets import load_digits; from PIL import Image; \
+	    Image.fromarray((load_digits().images[-1] * 255 / 16).astype('uint8')) \
+	    .resize((28, 28)).save('$(DEMO_DIR)/digit.png')"
+	$(PY) classify_image.py --model_path=$(DEMO_DIR)/saved_model $(DEMO_DIR)/digit.png
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) *.egg-info

@@ -23,6 +23,11 @@ def run_main(main: Callable[[list[str]], None]) -> None:
     def guarded_main(argv):
         logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s',
                             datefmt='%H:%M:%S', force=True)
+        # TensorFlow's own logger would print every line a second time, and its v1 API
+        # deprecation notices are not the user's business: keep its errors only.
+        tf_logger = logging.getLogger('tensorflow')
+        tf_logger.handlers.clear()
+        tf_logger.setLevel(logging.ERROR)
         try:
             main(argv)
         except USER_ERRORS as error:
