@@ -14,22 +14,9 @@ from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
+from nets import inception_utils
+from nets.inception_utils import DepthFn
 from slim_compat import slim
-
-DepthFn = Callable[[int], int]
-
-
-def _depth_fn(min_depth: int, depth_multiplier: float) -> DepthFn:
-    """Returns depth(d) = max(int(d * depth_multiplier), min_depth).
-
-    Raises:
-      ValueError: if `depth_multiplier` <= 0 or `min_depth` < 1.
-    """
-    if depth_multiplier <= 0:
-        raise ValueError('depth_multiplier must be > 0; got %r' % (depth_multiplier,))
-    if min_depth < 1:
-        raise ValueError('min_depth must be >= 1; got %r' % (min_depth,))
-    return lambda d: max(int(d * depth_multiplier), min_depth)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +102,11 @@ END_POINTS = tuple(name for name, _ in _LAYERS)
 # The logits average-pool this many pixels square, the Mixed_5c map of a 224 x 224 image.
 _POOL_SIZE = 7
 
+_HEAD = inception_utils.LogitsHead(
+    window=_POOL_SIZE, window_stride=1, window_scope='AvgPool_0a',
+    window_end_point='AvgPool_0a_7x7', global_pool_name='global_pool',
+    dropout_scope='Dropout_0b', logits_scope='Conv2d_0c_1x1', has_pre_logits=False)
+
 
 def inception_v1_base(inputs: tf.Tensor,
                       final_endpoint: str = 'Mixed_5c',
@@ -142,22 +134,13 @@ def inception_v1_base(inputs: tf.Tensor,
       ValueError: if `final_endpoint` is unknown, `depth_multiplier` <= 0 or
         `min_depth` < 1.
     """
-    if final_endpoint not in END_POINTS:
-        raise ValueError('final_endpoint must be one of %s; got %r'
-                         % (', '.join(END_POINTS), final_endpoint))
-    depth = _depth_fn(min_depth, depth_multiplier)
-    end_points = {}
+    layers = inception_utils.layers_up_to(_LAYERS, final_endpoint)
+    depth = inception_utils.depth_fn(depth_multiplier, min_depth)
     with tf.variable_scope(scope, 'InceptionV1', [inputs]):
         with slim.arg_scope([slim.conv2d, slim.fully_connected],
                             weights_initializer=tf.truncated_normal_initializer(stddev=0.01)):
             with slim.arg_scope([slim.conv2d, slim.max_pool2d], stride=1, padding='SAME'):
-                net = inputs
-                for name, layer in _LAYERS:
-                    net = layer(net, depth, name)
-                    end_points[name] = net
-                    if name == final_endpoint:
-                        break
-    return net, end_points
+                return inception_utils.build_layers(inputs, layers, depth=depth)
 
 
 def _check_pool_fits(net: tf.Tensor) -> None:
@@ -208,27 +191,15 @@ def inception_v1(inputs: tf.Tensor,
       ValueError: for a bad `depth_multiplier` or `min_depth`, or a final map
         known to be smaller than 7 x 7 without `global_pool`.
     """
-    with tf.variable_scope(scope, 'InceptionV1', [inputs], reuse=reuse) as net_scope:
-        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_v1_base(inputs, min_depth=min_depth,
-                                                depth_multiplier=depth_multiplier,
-                                                scope=net_scope)
-            with tf.variable_scope('Logits'):
-                if global_pool:
-                    net = tf.reduce_mean(net, [1, 2], keepdims=True, name='global_pool')
-                    end_points['global_pool'] = net
-                else:
-                    _check_pool_fits(net)
-                    net = slim.avg_pool2d(net, [_POOL_SIZE, _POOL_SIZE], stride=1,
-                                          scope='AvgPool_0a_7x7')
-                    end_points['AvgPool_0a_7x7'] = net
-                if not num_classes:
-                    return net, end_points
-                net = slim.dropout(net, dropout_keep_prob, scope='Dropout_0b')
-                logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
-                                     normalizer_fn=None, scope='Conv2d_0c_1x1')
-                if spatial_squeeze:
-                    logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')
-            end_points['Logits'] = logits
-            end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
+    with inception_utils.classifier_scope(scope, 'InceptionV1', inputs, reuse,
+                                          is_training) as net_scope:
+        net, end_points = inception_v1_base(inputs, min_depth=min_depth,
+                                            depth_multiplier=depth_multiplier, scope=net_scope)
+        if not global_pool:
+            # v1 refuses, rather than shrinks, a window the map cannot fill.
+            _check_pool_fits(net)
+        logits = inception_utils.logits_head(
+            net, end_points, _HEAD, num_classes=num_classes, global_pool=global_pool,
+            dropout_keep_prob=dropout_keep_prob, spatial_squeeze=spatial_squeeze,
+            prediction_fn=prediction_fn)
     return logits, end_points

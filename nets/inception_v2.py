@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
+from nets import inception_utils
+from nets.inception_utils import DepthFn
 from slim_compat import slim
 
 DATA_FORMATS = ('NHWC', 'NCHW')
@@ -23,14 +25,9 @@ DATA_FORMATS = ('NHWC', 'NCHW')
 @dataclasses.dataclass(frozen=True)
 class _Settings:
     """What every layer needs to know besides its own depths."""
-    depth_multiplier: float
-    min_depth: int
+    depth: DepthFn
     use_separable_conv: bool
     concat_axis: int
-
-    def depth(self, d: int) -> int:
-        """The channels of a convolution slim defines with `d`."""
-        return max(int(d * self.depth_multiplier), self.min_depth)
 
 
 def _conv(net: tf.Tensor, depth: int, kernel: int, scope: str, stride: int = 1,
@@ -162,6 +159,11 @@ _LAYERS = (
 
 END_POINTS = tuple(name for name, _ in _LAYERS)
 
+_HEAD = inception_utils.LogitsHead(
+    window=7, window_stride=2, window_scope='AvgPool_1a', window_end_point='AvgPool_1a',
+    global_pool_name='global_pool', dropout_scope='Dropout_1b', logits_scope='Conv2d_1c_1x1',
+    has_pre_logits=True)
+
 
 def _settings(min_depth: int, depth_multiplier: float, use_separable_conv: bool,
               data_format: str) -> _Settings:
@@ -170,18 +172,14 @@ def _settings(min_depth: int, depth_multiplier: float, use_separable_conv: bool,
     Raises:
       ValueError: naming the first argument that is out of range.
     """
-    if depth_multiplier <= 0:
-        raise ValueError('depth_multiplier must be > 0; got %r' % (depth_multiplier,))
-    if min_depth < 1:
-        raise ValueError('min_depth must be >= 1; got %r' % (min_depth,))
+    depth = inception_utils.depth_fn(depth_multiplier, min_depth)
     if data_format not in DATA_FORMATS:
         raise ValueError('data_format must be one of %s; got %r'
                          % (', '.join(DATA_FORMATS), data_format))
     if use_separable_conv and data_format != 'NHWC':
         raise ValueError("use_separable_conv=True needs data_format='NHWC'; got %r"
                          % (data_format,))
-    return _Settings(depth_multiplier, min_depth, use_separable_conv,
-                     concat_axis=3 if data_format == 'NHWC' else 1)
+    return _Settings(depth, use_separable_conv, concat_axis=3 if data_format == 'NHWC' else 1)
 
 
 def inception_v2_base(inputs: tf.Tensor,
@@ -216,31 +214,14 @@ def inception_v2_base(inputs: tf.Tensor,
         `depth_multiplier` <= 0, `min_depth` < 1, or a separable first layer
         is asked for with 'NCHW'.
     """
-    if final_endpoint not in END_POINTS:
-        raise ValueError('final_endpoint must be one of %s; got %r'
-                         % (', '.join(END_POINTS), final_endpoint))
+    layers = inception_utils.layers_up_to(_LAYERS, final_endpoint)
     settings = _settings(min_depth, depth_multiplier, use_separable_conv, data_format)
-    end_points = {}
     with tf.variable_scope(scope, 'InceptionV2', [inputs]):
         # Batch norm must know the layout too, or 'NCHW' normalises per image column.
         with (slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d],
                              stride=1, padding='SAME', data_format=data_format),
               slim.arg_scope([slim.batch_norm], data_format=data_format)):
-            net = inputs
-            for name, layer in _LAYERS:
-                net = layer(net, settings, name)
-                end_points[name] = net
-                if name == final_endpoint:
-                    break
-    return net, end_points
-
-
-def _reduced_kernel_size(net: tf.Tensor, kernel_size: list[int]) -> list[int]:
-    """Shrinks `kernel_size` to the feature map of a small input, if known."""
-    height, width = net.shape.as_list()[1:3]
-    if height is None or width is None:
-        return kernel_size
-    return [min(height, kernel_size[0]), min(width, kernel_size[1])]
+            return inception_utils.build_layers(inputs, layers, settings=settings)
 
 
 def inception_v2(inputs: tf.Tensor,
@@ -279,28 +260,12 @@ def inception_v2(inputs: tf.Tensor,
     Raises:
       ValueError: for a bad `depth_multiplier` or `min_depth`.
     """
-    with tf.variable_scope(scope, 'InceptionV2', [inputs], reuse=reuse) as net_scope:
-        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_v2_base(inputs, min_depth=min_depth,
-                                                depth_multiplier=depth_multiplier,
-                                                scope=net_scope)
-            with tf.variable_scope('Logits'):
-                if global_pool:
-                    net = tf.reduce_mean(net, [1, 2], keepdims=True, name='global_pool')
-                    end_points['global_pool'] = net
-                else:
-                    kernel_size = _reduced_kernel_size(net, [7, 7])
-                    net = slim.avg_pool2d(net, kernel_size, padding='VALID',
-                                          scope='AvgPool_1a_%dx%d' % tuple(kernel_size))
-                    end_points['AvgPool_1a'] = net
-                if not num_classes:
-                    return net, end_points
-                net = slim.dropout(net, keep_prob=dropout_keep_prob, scope='Dropout_1b')
-                end_points['PreLogits'] = net
-                logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
-                                     normalizer_fn=None, scope='Conv2d_1c_1x1')
-                if spatial_squeeze:
-                    logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')
-            end_points['Logits'] = logits
-            end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
+    with inception_utils.classifier_scope(scope, 'InceptionV2', inputs, reuse,
+                                          is_training) as net_scope:
+        net, end_points = inception_v2_base(inputs, min_depth=min_depth,
+                                            depth_multiplier=depth_multiplier, scope=net_scope)
+        logits = inception_utils.logits_head(
+            net, end_points, _HEAD, num_classes=num_classes, global_pool=global_pool,
+            dropout_keep_prob=dropout_keep_prob, spatial_squeeze=spatial_squeeze,
+            prediction_fn=prediction_fn)
     return logits, end_points

@@ -11,11 +11,9 @@ from collections.abc import Callable, Sequence
 
 import tensorflow.compat.v1 as tf
 
+from nets import inception_utils
+from nets.inception_utils import DepthFn, Layer
 from slim_compat import slim
-
-DepthFn = Callable[[int], int]
-# A layer of the base network, called as `layer(net, depth, end_point_name)`.
-Layer = Callable[[tf.Tensor, DepthFn, str], tf.Tensor]
 
 _BASE_SCOPE = 'InceptionV3'
 
@@ -23,19 +21,6 @@ _BASE_SCOPE = 'InceptionV3'
 # public checkpoint keeps the irregular names.
 _BRANCH_1_SCOPES_5X5 = ('Conv2d_0a_1x1', 'Conv2d_0b_5x5')
 _BRANCH_1_SCOPES_5C = ('Conv2d_0b_1x1', 'Conv_1_0c_5x5')
-
-
-def _depth_fn(depth_multiplier: float, min_depth: int) -> DepthFn:
-    """Returns `depth(d)`: `d` scaled by `depth_multiplier`, at least `min_depth`.
-
-    Raises:
-      ValueError: if `depth_multiplier` is not positive or `min_depth` < 1.
-    """
-    if depth_multiplier <= 0:
-        raise ValueError('depth_multiplier must be > 0; got %r' % (depth_multiplier,))
-    if min_depth < 1:
-        raise ValueError('min_depth must be >= 1; got %r' % (min_depth,))
-    return lambda depth: max(int(depth * depth_multiplier), min_depth)
 
 
 def _block_35x35(net: tf.Tensor, depth: DepthFn, scope: str, pool_depth: int,
@@ -121,13 +106,6 @@ def _reduction_17_to_8(net: tf.Tensor, depth: DepthFn, scope: str) -> tf.Tensor:
         return tf.concat([branch_0, branch_1, branch_2], axis=3)
 
 
-def _split_1x3_3x1(net: tf.Tensor, depth: int, scope_1x3: str,
-                   scope_3x1: str) -> tf.Tensor:
-    """A 1x3 and a 3x1 convolution side by side, concatenated."""
-    return tf.concat([slim.conv2d(net, depth, [1, 3], scope=scope_1x3),
-                      slim.conv2d(net, depth, [3, 1], scope=scope_3x1)], axis=3)
-
-
 def _block_8x8(net: tf.Tensor, depth: DepthFn, scope: str,
                branch_1_scope_3x1: str) -> tf.Tensor:
     """Mixed_7b and 7c: branches that widen into parallel 1x3 and 3x1 convolutions."""
@@ -136,13 +114,13 @@ def _block_8x8(net: tf.Tensor, depth: DepthFn, scope: str,
             branch_0 = slim.conv2d(net, depth(320), [1, 1], scope='Conv2d_0a_1x1')
         with tf.variable_scope('Branch_1'):
             branch_1 = slim.conv2d(net, depth(384), [1, 1], scope='Conv2d_0a_1x1')
-            branch_1 = _split_1x3_3x1(branch_1, depth(384), 'Conv2d_0b_1x3',
-                                      branch_1_scope_3x1)
+            branch_1 = inception_utils.split_1x3_3x1(branch_1, depth(384), 'Conv2d_0b_1x3',
+                                                     branch_1_scope_3x1)
         with tf.variable_scope('Branch_2'):
             branch_2 = slim.conv2d(net, depth(448), [1, 1], scope='Conv2d_0a_1x1')
             branch_2 = slim.conv2d(branch_2, depth(384), [3, 3], scope='Conv2d_0b_3x3')
-            branch_2 = _split_1x3_3x1(branch_2, depth(384), 'Conv2d_0c_1x3',
-                                      'Conv2d_0d_3x1')
+            branch_2 = inception_utils.split_1x3_3x1(branch_2, depth(384), 'Conv2d_0c_1x3',
+                                                     'Conv2d_0d_3x1')
         with tf.variable_scope('Branch_3'):
             branch_3 = slim.avg_pool2d(net, [3, 3], scope='AvgPool_0a_3x3')
             branch_3 = slim.conv2d(branch_3, depth(192), [1, 1], scope='Conv2d_0b_1x1')
@@ -208,6 +186,11 @@ _LAYERS: tuple[tuple[str, Layer], ...] = (
 
 END_POINTS = tuple(name for name, _ in _LAYERS)
 
+_HEAD = inception_utils.LogitsHead(
+    window=8, window_stride=2, window_scope='AvgPool_1a', window_end_point='AvgPool_1a',
+    global_pool_name='GlobalPool', dropout_scope='Dropout_1b', logits_scope='Conv2d_1c_1x1',
+    has_pre_logits=True)
+
 
 def inception_v3_base(inputs: tf.Tensor,
                       final_endpoint: str = 'Mixed_7c',
@@ -233,34 +216,12 @@ def inception_v3_base(inputs: tf.Tensor,
       ValueError: if `final_endpoint` is not one of `END_POINTS`,
         `depth_multiplier` is not positive or `min_depth` < 1.
     """
-    if final_endpoint not in END_POINTS:
-        raise ValueError('final_endpoint must be one of %s; got %r'
-                         % (', '.join(END_POINTS), final_endpoint))
-    depth = _depth_fn(depth_multiplier, min_depth)
-    end_points = {}
+    layers = inception_utils.layers_up_to(_LAYERS, final_endpoint)
+    depth = inception_utils.depth_fn(depth_multiplier, min_depth)
     with tf.variable_scope(scope, _BASE_SCOPE, [inputs]):
         with slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d],
                             stride=1, padding='SAME'):
-            net = inputs
-            for name, layer in _LAYERS:
-                net = layer(net, depth, name)
-                end_points[name] = net
-                if name == final_endpoint:
-                    break
-    return net, end_points
-
-
-def _reduced_kernel_size_for_small_input(tensor: tf.Tensor,
-                                         kernel_size: list[int]) -> list[int]:
-    """Shrinks `kernel_size` to the spatial size of `tensor` where that is smaller.
-
-    A spatial size unknown when the graph is built is taken to be large
-    enough, so the kernel is kept as asked.
-    """
-    height, width = tensor.get_shape().as_list()[1:3]
-    if height is None or width is None:
-        return list(kernel_size)
-    return [min(height, kernel_size[0]), min(width, kernel_size[1])]
+            return inception_utils.build_layers(inputs, layers, depth=depth)
 
 
 def _aux_logits(mixed_6e: tf.Tensor, num_classes: int, depth: DepthFn,
@@ -273,7 +234,7 @@ def _aux_logits(mixed_6e: tf.Tensor, num_classes: int, depth: DepthFn,
         # 5 x 5 x 768
         net = slim.conv2d(net, depth(128), [1, 1], scope='Conv2d_1b_1x1')
         # 5 x 5 x 128
-        kernel_size = _reduced_kernel_size_for_small_input(net, [5, 5])
+        kernel_size = inception_utils.reduced_kernel_size(net, [5, 5])
         net = slim.conv2d(
             net, depth(768), kernel_size, padding='VALID',
             weights_initializer=tf.truncated_normal_initializer(stddev=0.01),
@@ -286,20 +247,6 @@ def _aux_logits(mixed_6e: tf.Tensor, num_classes: int, depth: DepthFn,
         if spatial_squeeze:
             net = tf.squeeze(net, [1, 2], name='SpatialSqueeze')
         return net
-
-
-def _pool_features(net: tf.Tensor, global_pool: bool,
-                   end_points: dict[str, tf.Tensor]) -> tf.Tensor:
-    """Averages the final 8 x 8 grid into one vector per image."""
-    if global_pool:
-        net = tf.reduce_mean(net, [1, 2], keepdims=True, name='GlobalPool')
-        end_points['global_pool'] = net
-        return net
-    kernel_size = _reduced_kernel_size_for_small_input(net, [8, 8])
-    net = slim.avg_pool2d(net, kernel_size, padding='VALID',
-                          scope='AvgPool_1a_{}x{}'.format(*kernel_size))
-    end_points['AvgPool_1a'] = net
-    return net
 
 
 def inception_v3(inputs: tf.Tensor,
@@ -343,28 +290,17 @@ def inception_v3(inputs: tf.Tensor,
     Raises:
       ValueError: if `depth_multiplier` is not positive or `min_depth` < 1.
     """
-    depth = _depth_fn(depth_multiplier, min_depth)
-    with tf.variable_scope(scope, _BASE_SCOPE, [inputs], reuse=reuse) as net_scope:
-        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_v3_base(inputs, min_depth=min_depth,
-                                                depth_multiplier=depth_multiplier,
-                                                scope=net_scope)
-            if create_aux_logits and num_classes:
-                end_points['AuxLogits'] = _aux_logits(end_points['Mixed_6e'],
-                                                      num_classes, depth,
-                                                      spatial_squeeze)
-            with tf.variable_scope('Logits'):
-                net = _pool_features(net, global_pool, end_points)
-                if not num_classes:
-                    return net, end_points
-                # 1 x 1 x 2048
-                net = slim.dropout(net, keep_prob=dropout_keep_prob, scope='Dropout_1b')
-                end_points['PreLogits'] = net
-                logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
-                                     normalizer_fn=None, scope='Conv2d_1c_1x1')
-                if spatial_squeeze:
-                    logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')
-                # num_classes
-            end_points['Logits'] = logits
-            end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
+    depth = inception_utils.depth_fn(depth_multiplier, min_depth)
+    with inception_utils.classifier_scope(scope, _BASE_SCOPE, inputs, reuse,
+                                          is_training) as net_scope:
+        net, end_points = inception_v3_base(inputs, min_depth=min_depth,
+                                            depth_multiplier=depth_multiplier, scope=net_scope)
+        if create_aux_logits and num_classes:
+            end_points['AuxLogits'] = _aux_logits(end_points['Mixed_6e'], num_classes, depth,
+                                                  spatial_squeeze)
+        # 8 x 8 x 2048
+        logits = inception_utils.logits_head(
+            net, end_points, _HEAD, num_classes=num_classes, global_pool=global_pool,
+            dropout_keep_prob=dropout_keep_prob, spatial_squeeze=spatial_squeeze,
+            prediction_fn=prediction_fn)
     return logits, end_points

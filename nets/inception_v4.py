@@ -6,20 +6,40 @@ Variable and end point names follow the public TF-Slim checkpoint
 (inception_v4_2016_09_09), so that it restores without renaming.
 """
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import tensorflow.compat.v1 as tf
 
+from nets import inception_utils
+from nets.inception_utils import Layer
 from slim_compat import slim
-
-# A layer of the base network: called as `layer(net, scope=end_point_name)`.
-Layer = Callable[..., tf.Tensor]
 
 _BASE_SCOPE = 'InceptionV4'
 # The kernel that turns the auxiliary head's 5 x 5 grid (at 299 x 299 input)
 # into one vector, used when the grid size is unknown at graph-building time.
 _AUX_KERNEL_SIZE = [5, 5]
+
+
+@contextlib.contextmanager
+def _same_padding_scope(scope: str | tf.VariableScope | None, default_name: str,
+                        inputs: tf.Tensor, reuse: bool | None = None) -> Iterator[None]:
+    """A variable scope whose convolutions and pools default to stride 1, SAME padding.
+
+    Args:
+      scope: variable scope (name or `tf.VariableScope`), or None for `default_name`.
+      default_name: the scope's name when `scope` is None.
+      inputs: the scope's input, so its name scope joins the input's graph.
+      reuse: reuse the variables of an earlier build under `scope`.
+
+    Yields:
+      Nothing; layers built inside take the scope and the defaults.
+    """
+    with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d],
+                        stride=1, padding='SAME'):
+        with tf.variable_scope(scope, default_name, [inputs], reuse=reuse):
+            yield
 
 
 def block_inception_a(inputs: tf.Tensor, scope: str | None = None,
@@ -34,22 +54,20 @@ def block_inception_a(inputs: tf.Tensor, scope: str | None = None,
     Returns:
       The concatenated branches, 384 channels.
     """
-    with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d],
-                        stride=1, padding='SAME'):
-        with tf.variable_scope(scope, 'BlockInceptionA', [inputs], reuse=reuse):
-            with tf.variable_scope('Branch_0'):
-                branch_0 = slim.conv2d(inputs, 96, [1, 1], scope='Conv2d_0a_1x1')
-            with tf.variable_scope('Branch_1'):
-                branch_1 = slim.conv2d(inputs, 64, [1, 1], scope='Conv2d_0a_1x1')
-                branch_1 = slim.conv2d(branch_1, 96, [3, 3], scope='Conv2d_0b_3x3')
-            with tf.variable_scope('Branch_2'):
-                branch_2 = slim.conv2d(inputs, 64, [1, 1], scope='Conv2d_0a_1x1')
-                branch_2 = slim.conv2d(branch_2, 96, [3, 3], scope='Conv2d_0b_3x3')
-                branch_2 = slim.conv2d(branch_2, 96, [3, 3], scope='Conv2d_0c_3x3')
-            with tf.variable_scope('Branch_3'):
-                branch_3 = slim.avg_pool2d(inputs, [3, 3], scope='AvgPool_0a_3x3')
-                branch_3 = slim.conv2d(branch_3, 96, [1, 1], scope='Conv2d_0b_1x1')
-            return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=3)
+    with _same_padding_scope(scope, 'BlockInceptionA', inputs, reuse):
+        with tf.variable_scope('Branch_0'):
+            branch_0 = slim.conv2d(inputs, 96, [1, 1], scope='Conv2d_0a_1x1')
+        with tf.variable_scope('Branch_1'):
+            branch_1 = slim.conv2d(inputs, 64, [1, 1], scope='Conv2d_0a_1x1')
+            branch_1 = slim.conv2d(branch_1, 96, [3, 3], scope='Conv2d_0b_3x3')
+        with tf.variable_scope('Branch_2'):
+            branch_2 = slim.conv2d(inputs, 64, [1, 1], scope='Conv2d_0a_1x1')
+            branch_2 = slim.conv2d(branch_2, 96, [3, 3], scope='Conv2d_0b_3x3')
+            branch_2 = slim.conv2d(branch_2, 96, [3, 3], scope='Conv2d_0c_3x3')
+        with tf.variable_scope('Branch_3'):
+            branch_3 = slim.avg_pool2d(inputs, [3, 3], scope='AvgPool_0a_3x3')
+            branch_3 = slim.conv2d(branch_3, 96, [1, 1], scope='Conv2d_0b_1x1')
+        return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=3)
 
 
 def block_reduction_a(inputs: tf.Tensor, scope: str | None = None,
@@ -64,21 +82,19 @@ def block_reduction_a(inputs: tf.Tensor, scope: str | None = None,
     Returns:
       The concatenated branches, 1024 channels, on a grid about half as wide.
     """
-    with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d],
-                        stride=1, padding='SAME'):
-        with tf.variable_scope(scope, 'BlockReductionA', [inputs], reuse=reuse):
-            with tf.variable_scope('Branch_0'):
-                branch_0 = slim.conv2d(inputs, 384, [3, 3], stride=2, padding='VALID',
-                                       scope='Conv2d_1a_3x3')
-            with tf.variable_scope('Branch_1'):
-                branch_1 = slim.conv2d(inputs, 192, [1, 1], scope='Conv2d_0a_1x1')
-                branch_1 = slim.conv2d(branch_1, 224, [3, 3], scope='Conv2d_0b_3x3')
-                branch_1 = slim.conv2d(branch_1, 256, [3, 3], stride=2, padding='VALID',
-                                       scope='Conv2d_1a_3x3')
-            with tf.variable_scope('Branch_2'):
-                branch_2 = slim.max_pool2d(inputs, [3, 3], stride=2, padding='VALID',
-                                           scope='MaxPool_1a_3x3')
-            return tf.concat([branch_0, branch_1, branch_2], axis=3)
+    with _same_padding_scope(scope, 'BlockReductionA', inputs, reuse):
+        with tf.variable_scope('Branch_0'):
+            branch_0 = slim.conv2d(inputs, 384, [3, 3], stride=2, padding='VALID',
+                                   scope='Conv2d_1a_3x3')
+        with tf.variable_scope('Branch_1'):
+            branch_1 = slim.conv2d(inputs, 192, [1, 1], scope='Conv2d_0a_1x1')
+            branch_1 = slim.conv2d(branch_1, 224, [3, 3], scope='Conv2d_0b_3x3')
+            branch_1 = slim.conv2d(branch_1, 256, [3, 3], stride=2, padding='VALID',
+                                   scope='Conv2d_1a_3x3')
+        with tf.variable_scope('Branch_2'):
+            branch_2 = slim.max_pool2d(inputs, [3, 3], stride=2, padding='VALID',
+                                       scope='MaxPool_1a_3x3')
+        return tf.concat([branch_0, branch_1, branch_2], axis=3)
 
 
 def block_inception_b(inputs: tf.Tensor, scope: str | None = None,
@@ -93,25 +109,23 @@ def block_inception_b(inputs: tf.Tensor, scope: str | None = None,
     Returns:
       The concatenated branches, 1024 channels.
     """
-    with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d],
-                        stride=1, padding='SAME'):
-        with tf.variable_scope(scope, 'BlockInceptionB', [inputs], reuse=reuse):
-            with tf.variable_scope('Branch_0'):
-                branch_0 = slim.conv2d(inputs, 384, [1, 1], scope='Conv2d_0a_1x1')
-            with tf.variable_scope('Branch_1'):
-                branch_1 = slim.conv2d(inputs, 192, [1, 1], scope='Conv2d_0a_1x1')
-                branch_1 = slim.conv2d(branch_1, 224, [1, 7], scope='Conv2d_0b_1x7')
-                branch_1 = slim.conv2d(branch_1, 256, [7, 1], scope='Conv2d_0c_7x1')
-            with tf.variable_scope('Branch_2'):
-                branch_2 = slim.conv2d(inputs, 192, [1, 1], scope='Conv2d_0a_1x1')
-                branch_2 = slim.conv2d(branch_2, 192, [7, 1], scope='Conv2d_0b_7x1')
-                branch_2 = slim.conv2d(branch_2, 224, [1, 7], scope='Conv2d_0c_1x7')
-                branch_2 = slim.conv2d(branch_2, 224, [7, 1], scope='Conv2d_0d_7x1')
-                branch_2 = slim.conv2d(branch_2, 256, [1, 7], scope='Conv2d_0e_1x7')
-            with tf.variable_scope('Branch_3'):
-                branch_3 = slim.avg_pool2d(inputs, [3, 3], scope='AvgPool_0a_3x3')
-                branch_3 = slim.conv2d(branch_3, 128, [1, 1], scope='Conv2d_0b_1x1')
-            return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=3)
+    with _same_padding_scope(scope, 'BlockInceptionB', inputs, reuse):
+        with tf.variable_scope('Branch_0'):
+            branch_0 = slim.conv2d(inputs, 384, [1, 1], scope='Conv2d_0a_1x1')
+        with tf.variable_scope('Branch_1'):
+            branch_1 = slim.conv2d(inputs, 192, [1, 1], scope='Conv2d_0a_1x1')
+            branch_1 = slim.conv2d(branch_1, 224, [1, 7], scope='Conv2d_0b_1x7')
+            branch_1 = slim.conv2d(branch_1, 256, [7, 1], scope='Conv2d_0c_7x1')
+        with tf.variable_scope('Branch_2'):
+            branch_2 = slim.conv2d(inputs, 192, [1, 1], scope='Conv2d_0a_1x1')
+            branch_2 = slim.conv2d(branch_2, 192, [7, 1], scope='Conv2d_0b_7x1')
+            branch_2 = slim.conv2d(branch_2, 224, [1, 7], scope='Conv2d_0c_1x7')
+            branch_2 = slim.conv2d(branch_2, 224, [7, 1], scope='Conv2d_0d_7x1')
+            branch_2 = slim.conv2d(branch_2, 256, [1, 7], scope='Conv2d_0e_1x7')
+        with tf.variable_scope('Branch_3'):
+            branch_3 = slim.avg_pool2d(inputs, [3, 3], scope='AvgPool_0a_3x3')
+            branch_3 = slim.conv2d(branch_3, 128, [1, 1], scope='Conv2d_0b_1x1')
+        return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=3)
 
 
 def block_reduction_b(inputs: tf.Tensor, scope: str | None = None,
@@ -126,30 +140,21 @@ def block_reduction_b(inputs: tf.Tensor, scope: str | None = None,
     Returns:
       The concatenated branches, 1536 channels, on a grid about half as wide.
     """
-    with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d],
-                        stride=1, padding='SAME'):
-        with tf.variable_scope(scope, 'BlockReductionB', [inputs], reuse=reuse):
-            with tf.variable_scope('Branch_0'):
-                branch_0 = slim.conv2d(inputs, 192, [1, 1], scope='Conv2d_0a_1x1')
-                branch_0 = slim.conv2d(branch_0, 192, [3, 3], stride=2, padding='VALID',
-                                       scope='Conv2d_1a_3x3')
-            with tf.variable_scope('Branch_1'):
-                branch_1 = slim.conv2d(inputs, 256, [1, 1], scope='Conv2d_0a_1x1')
-                branch_1 = slim.conv2d(branch_1, 256, [1, 7], scope='Conv2d_0b_1x7')
-                branch_1 = slim.conv2d(branch_1, 320, [7, 1], scope='Conv2d_0c_7x1')
-                branch_1 = slim.conv2d(branch_1, 320, [3, 3], stride=2, padding='VALID',
-                                       scope='Conv2d_1a_3x3')
-            with tf.variable_scope('Branch_2'):
-                branch_2 = slim.max_pool2d(inputs, [3, 3], stride=2, padding='VALID',
-                                           scope='MaxPool_1a_3x3')
-            return tf.concat([branch_0, branch_1, branch_2], axis=3)
-
-
-def _split_1x3_3x1(net: tf.Tensor, depth: int, scope_1x3: str,
-                   scope_3x1: str) -> tf.Tensor:
-    """A 1x3 and a 3x1 convolution side by side, concatenated."""
-    return tf.concat([slim.conv2d(net, depth, [1, 3], scope=scope_1x3),
-                      slim.conv2d(net, depth, [3, 1], scope=scope_3x1)], axis=3)
+    with _same_padding_scope(scope, 'BlockReductionB', inputs, reuse):
+        with tf.variable_scope('Branch_0'):
+            branch_0 = slim.conv2d(inputs, 192, [1, 1], scope='Conv2d_0a_1x1')
+            branch_0 = slim.conv2d(branch_0, 192, [3, 3], stride=2, padding='VALID',
+                                   scope='Conv2d_1a_3x3')
+        with tf.variable_scope('Branch_1'):
+            branch_1 = slim.conv2d(inputs, 256, [1, 1], scope='Conv2d_0a_1x1')
+            branch_1 = slim.conv2d(branch_1, 256, [1, 7], scope='Conv2d_0b_1x7')
+            branch_1 = slim.conv2d(branch_1, 320, [7, 1], scope='Conv2d_0c_7x1')
+            branch_1 = slim.conv2d(branch_1, 320, [3, 3], stride=2, padding='VALID',
+                                   scope='Conv2d_1a_3x3')
+        with tf.variable_scope('Branch_2'):
+            branch_2 = slim.max_pool2d(inputs, [3, 3], stride=2, padding='VALID',
+                                       scope='MaxPool_1a_3x3')
+        return tf.concat([branch_0, branch_1, branch_2], axis=3)
 
 
 def block_inception_c(inputs: tf.Tensor, scope: str | None = None,
@@ -164,23 +169,23 @@ def block_inception_c(inputs: tf.Tensor, scope: str | None = None,
     Returns:
       The concatenated branches, 1536 channels.
     """
-    with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d],
-                        stride=1, padding='SAME'):
-        with tf.variable_scope(scope, 'BlockInceptionC', [inputs], reuse=reuse):
-            with tf.variable_scope('Branch_0'):
-                branch_0 = slim.conv2d(inputs, 256, [1, 1], scope='Conv2d_0a_1x1')
-            with tf.variable_scope('Branch_1'):
-                branch_1 = slim.conv2d(inputs, 384, [1, 1], scope='Conv2d_0a_1x1')
-                branch_1 = _split_1x3_3x1(branch_1, 256, 'Conv2d_0b_1x3', 'Conv2d_0c_3x1')
-            with tf.variable_scope('Branch_2'):
-                branch_2 = slim.conv2d(inputs, 384, [1, 1], scope='Conv2d_0a_1x1')
-                branch_2 = slim.conv2d(branch_2, 448, [3, 1], scope='Conv2d_0b_3x1')
-                branch_2 = slim.conv2d(branch_2, 512, [1, 3], scope='Conv2d_0c_1x3')
-                branch_2 = _split_1x3_3x1(branch_2, 256, 'Conv2d_0d_1x3', 'Conv2d_0e_3x1')
-            with tf.variable_scope('Branch_3'):
-                branch_3 = slim.avg_pool2d(inputs, [3, 3], scope='AvgPool_0a_3x3')
-                branch_3 = slim.conv2d(branch_3, 256, [1, 1], scope='Conv2d_0b_1x1')
-            return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=3)
+    with _same_padding_scope(scope, 'BlockInceptionC', inputs, reuse):
+        with tf.variable_scope('Branch_0'):
+            branch_0 = slim.conv2d(inputs, 256, [1, 1], scope='Conv2d_0a_1x1')
+        with tf.variable_scope('Branch_1'):
+            branch_1 = slim.conv2d(inputs, 384, [1, 1], scope='Conv2d_0a_1x1')
+            branch_1 = inception_utils.split_1x3_3x1(branch_1, 256, 'Conv2d_0b_1x3',
+                                                     'Conv2d_0c_3x1')
+        with tf.variable_scope('Branch_2'):
+            branch_2 = slim.conv2d(inputs, 384, [1, 1], scope='Conv2d_0a_1x1')
+            branch_2 = slim.conv2d(branch_2, 448, [3, 1], scope='Conv2d_0b_3x1')
+            branch_2 = slim.conv2d(branch_2, 512, [1, 3], scope='Conv2d_0c_1x3')
+            branch_2 = inception_utils.split_1x3_3x1(branch_2, 256, 'Conv2d_0d_1x3',
+                                                     'Conv2d_0e_3x1')
+        with tf.variable_scope('Branch_3'):
+            branch_3 = slim.avg_pool2d(inputs, [3, 3], scope='AvgPool_0a_3x3')
+            branch_3 = slim.conv2d(branch_3, 256, [1, 1], scope='Conv2d_0b_1x1')
+        return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=3)
 
 
 def _stem_mixed_3a(net: tf.Tensor, scope: str) -> tf.Tensor:
@@ -282,20 +287,9 @@ def inception_v4_base(inputs: tf.Tensor, final_endpoint: str = 'Mixed_7d',
     Raises:
       ValueError: if `final_endpoint` is not one of `END_POINTS`.
     """
-    if final_endpoint not in END_POINTS:
-        raise ValueError('final_endpoint must be one of %s; got %r'
-                         % (', '.join(END_POINTS), final_endpoint))
-    end_points = {}
-    with tf.variable_scope(scope, _BASE_SCOPE, [inputs]):
-        with slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d],
-                            stride=1, padding='SAME'):
-            net = inputs
-            for name, layer in _LAYERS:
-                net = layer(net, scope=name)
-                end_points[name] = net
-                if name == final_endpoint:
-                    break
-    return net, end_points
+    layers = inception_utils.layers_up_to(_LAYERS, final_endpoint)
+    with _same_padding_scope(scope, _BASE_SCOPE, inputs):
+        return inception_utils.build_layers(inputs, layers)
 
 
 def _aux_logits(mixed_6h: tf.Tensor, num_classes: int) -> tf.Tensor:
@@ -360,24 +354,23 @@ def inception_v4(inputs: tf.Tensor,
       'global_pool', 'PreLogitsFlatten', 'Logits' and 'Predictions' when they
       are built.
     """
-    with tf.variable_scope(scope, _BASE_SCOPE, [inputs], reuse=reuse) as net_scope:
-        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_v4_base(inputs, scope=net_scope)
-            if create_aux_logits and num_classes:
-                end_points['AuxLogits'] = _aux_logits(end_points['Mixed_6h'], num_classes)
-            with tf.variable_scope('Logits'):
-                # 8 x 8 x 1536
-                net = _global_average(net)
-                end_points['global_pool'] = net
-                if not num_classes:
-                    return net, end_points
-                # 1 x 1 x 1536
-                net = slim.dropout(net, dropout_keep_prob, scope='Dropout_1b')
-                net = slim.flatten(net, scope='PreLogitsFlatten')
-                end_points['PreLogitsFlatten'] = net
-                # 1536
-                logits = slim.fully_connected(net, num_classes, activation_fn=None,
-                                              scope='Logits')
-                end_points['Logits'] = logits
-                end_points['Predictions'] = tf.nn.softmax(logits, name='Predictions')
+    with inception_utils.classifier_scope(scope, _BASE_SCOPE, inputs, reuse,
+                                          is_training) as net_scope:
+        net, end_points = inception_v4_base(inputs, scope=net_scope)
+        if create_aux_logits and num_classes:
+            end_points['AuxLogits'] = _aux_logits(end_points['Mixed_6h'], num_classes)
+        with tf.variable_scope('Logits'):
+            # 8 x 8 x 1536
+            net = _global_average(net)
+            end_points['global_pool'] = net
+            if not num_classes:
+                return net, end_points
+            # 1 x 1 x 1536
+            net = slim.dropout(net, dropout_keep_prob, scope='Dropout_1b')
+            net = slim.flatten(net, scope='PreLogitsFlatten')
+            end_points['PreLogitsFlatten'] = net
+            # 1536
+            logits = slim.fully_connected(net, num_classes, activation_fn=None, scope='Logits')
+            end_points['Logits'] = logits
+            end_points['Predictions'] = tf.nn.softmax(logits, name='Predictions')
     return logits, end_points
