@@ -10,12 +10,12 @@ Each batch is a run of 3073-byte records: one label byte, then 1024 red,
 """
 
 import os
-import shutil
 from collections.abc import Iterator
 
 import numpy as np
 
-from datasets.download import DOWNLOAD_FOLDER, ArchiveError, download, extract_tar
+from datasets.download import ArchiveError
+from datasets.downloaded_archive import downloaded_archive
 from datasets.image_preparation import encode_png
 from datasets.progress import ProgressFn, ignore_progress
 from datasets.tfrecord_writing import ConversionSummary, LabelledImage, SplitSource
@@ -56,22 +56,15 @@ def convert_cifar10(dataset_dir: str, url: str = DEFAULT_URL, md5: str = PUBLISH
         ArchiveError: if the archive is unsafe, corrupt or lacks a file.
         ValueError: if a batch file is not a whole number of records.
     """
-    download_dir = os.path.join(dataset_dir, DOWNLOAD_FOLDER)
-    archive = os.path.join(download_dir, os.path.basename(DEFAULT_URL))
-    download(url, archive, md5, progress)
-    extracted = os.path.join(download_dir, 'extracted')
-    # A previous run may have been interrupted while extracting.
-    shutil.rmtree(extracted, ignore_errors=True)
-    extract_tar(archive, extracted)
-    batch_dir = os.path.join(extracted, BATCH_FOLDER)
-    class_names = read_class_names(_archive_file(batch_dir, CLASS_NAMES_FILE, archive))
-    splits = {split: read_split([_archive_file(batch_dir, name, archive) for name in names],
-                                len(class_names))
-              for split, names in SPLIT_FILES.items()}
-    summary = write_labelled_dataset(dataset_dir, NAME, class_names, splits, {'url': url},
-                                     progress)
-    shutil.rmtree(download_dir)
-    return summary
+    with downloaded_archive(dataset_dir, url, os.path.basename(DEFAULT_URL), md5,
+                            progress) as (archive, extracted):
+        batch_dir = os.path.join(extracted, BATCH_FOLDER)
+        class_names = read_class_names(_archive_file(batch_dir, CLASS_NAMES_FILE, archive))
+        splits = {split: read_split([_archive_file(batch_dir, name, archive) for name in names],
+                                    len(class_names))
+                  for split, names in SPLIT_FILES.items()}
+        return write_labelled_dataset(dataset_dir, NAME, class_names, splits, {'url': url},
+                                      progress)
 
 
 def read_class_names(path: str) -> list[str]:

@@ -7,10 +7,10 @@ dataset used: 350 images held out for validation, 5 shards per split.
 """
 
 import os
-import shutil
 
 from datasets.convert_image_folder import DEFAULT_MAX_REJECTED_FRACTION, convert_image_folder
-from datasets.download import DOWNLOAD_FOLDER, ArchiveError, download, extract_tar
+from datasets.download import ArchiveError
+from datasets.downloaded_archive import downloaded_archive
 from datasets.progress import ProgressFn, ignore_progress
 from datasets.tfrecord_writing import ConversionSummary
 
@@ -50,19 +50,12 @@ def convert_flowers(dataset_dir: str, url: str = DEFAULT_URL, md5: str | None = 
         ArchiveError: if the archive is unsafe, corrupt or lacks flower_photos/.
         TooManyRejectedError: if too many photos cannot be decoded.
     """
-    download_dir = os.path.join(dataset_dir, DOWNLOAD_FOLDER)
-    archive = os.path.join(download_dir, os.path.basename(DEFAULT_URL))
-    download(url, archive, md5, progress)
-    extracted = os.path.join(download_dir, 'extracted')
-    # A previous run may have been interrupted while extracting.
-    shutil.rmtree(extracted, ignore_errors=True)
-    extract_tar(archive, extracted)
-    image_dir = os.path.join(extracted, PHOTO_FOLDER)
-    if not os.path.isdir(image_dir):
-        raise ArchiveError('%s lacks the folder %s/' % (archive, PHOTO_FOLDER))
-    summary = convert_image_folder(
-        image_dir, dataset_dir, NAME, validation_count=validation_count,
-        num_shards=NUM_SHARDS, num_workers=num_workers,
-        max_rejected_fraction=max_rejected_fraction, seed=SEED, progress=progress)
-    shutil.rmtree(download_dir)
-    return summary
+    with downloaded_archive(dataset_dir, url, os.path.basename(DEFAULT_URL), md5,
+                            progress) as (archive, extracted):
+        image_dir = os.path.join(extracted, PHOTO_FOLDER)
+        if not os.path.isdir(image_dir):
+            raise ArchiveError('%s lacks the folder %s/' % (archive, PHOTO_FOLDER))
+        return convert_image_folder(
+            image_dir, dataset_dir, NAME, validation_count=validation_count,
+            num_shards=NUM_SHARDS, num_workers=num_workers,
+            max_rejected_fraction=max_rejected_fraction, seed=SEED, progress=progress)

@@ -13,6 +13,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from evaluation.metrics import check_confusion_matrix, ratio
+
 NAMED_CLASSES = 30
 GRID_PIXELS = 720
 _MAX_CELL = 40
@@ -63,8 +65,7 @@ def _layout(num_classes: int, class_names: list[str],
 
 def _shades(confusion: np.ndarray) -> np.ndarray:
     """Row shares in [0, 1]; a class without examples stays white."""
-    support = confusion.sum(axis=1, keepdims=True).astype(np.float64)
-    return np.divide(confusion, support, out=np.zeros(confusion.shape), where=support > 0)
+    return ratio(confusion, confusion.sum(axis=1, keepdims=True))
 
 
 def _draw_names(image: Image.Image, layout: ConfusionLayout, class_names: list[str],
@@ -111,13 +112,7 @@ def draw_confusion_matrix(confusion: np.ndarray, class_names: list[str]
       ValueError: if the matrix is not square or the names do not match it.
     """
     confusion = np.asarray(confusion)
-    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
-        raise ValueError('confusion must be a square matrix; got shape %s'
-                         % (confusion.shape,))
-    num_classes = confusion.shape[0]
-    if len(class_names) != num_classes:
-        raise ValueError('class_names must name the %d classes of the matrix; got %d names'
-                         % (num_classes, len(class_names)))
+    num_classes = check_confusion_matrix(confusion, class_names)
     font = ImageFont.load_default()
     layout = _layout(num_classes, class_names, font)
     image = Image.new('RGB', (layout.width, layout.height), tuple(_WHITE.astype(int)))

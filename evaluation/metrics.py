@@ -35,11 +35,42 @@ def confusion_counts(labels: np.ndarray, predictions: np.ndarray,
     return flat.reshape(num_classes, num_classes)
 
 
-def _ratio(numerators: np.ndarray, denominators: np.ndarray) -> np.ndarray:
-    """numerators / denominators, 0 where a denominator is 0 (nothing to be right about)."""
+def ratio(numerators: np.ndarray, denominators: np.ndarray) -> np.ndarray:
+    """numerators / denominators, 0 where a denominator is 0 (nothing to be right about).
+
+    Args:
+      numerators: counts or figures.
+      denominators: counts, broadcastable to `numerators`.
+
+    Returns:
+      float64 quotients, shaped like `numerators`.
+    """
     numerators = numerators.astype(np.float64)
     return np.divide(numerators, denominators, out=np.zeros_like(numerators),
                      where=denominators > 0)
+
+
+def check_confusion_matrix(confusion: np.ndarray, class_names: list[str]) -> int:
+    """Checks that a confusion matrix is square and that its classes are all named.
+
+    Args:
+      confusion: [num_classes, num_classes] counts, rows true, columns predicted.
+      class_names: names by class id.
+
+    Returns:
+      The number of classes.
+
+    Raises:
+      ValueError: if the matrix is not square or the names do not match it.
+    """
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise ValueError('confusion must be a square matrix; got shape %s'
+                         % (confusion.shape,))
+    num_classes = confusion.shape[0]
+    if len(class_names) != num_classes:
+        raise ValueError('class_names must name the %d classes of the matrix; got %d names'
+                         % (num_classes, len(class_names)))
+    return num_classes
 
 
 def summarize(confusion: np.ndarray, top_k_hits: int, top_k: int,
@@ -63,25 +94,19 @@ def summarize(confusion: np.ndarray, top_k_hits: int, top_k: int,
       ValueError: if the matrix is not square or the names do not match it.
     """
     confusion = np.asarray(confusion, dtype=np.int64)
-    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
-        raise ValueError('confusion must be a square matrix; got shape %s'
-                         % (confusion.shape,))
-    num_classes = confusion.shape[0]
-    if len(class_names) != num_classes:
-        raise ValueError('class_names must name the %d classes of the matrix; got %d names'
-                         % (num_classes, len(class_names)))
+    num_classes = check_confusion_matrix(confusion, class_names)
     correct = np.diag(confusion)
     support = confusion.sum(axis=1)
     predicted = confusion.sum(axis=0)
     num_examples = int(support.sum())
-    precision = _ratio(correct, predicted)
-    recall = _ratio(correct, support)
-    f1 = _ratio(2.0 * precision * recall, precision + recall)
+    precision = ratio(correct, predicted)
+    recall = ratio(correct, support)
+    f1 = ratio(2.0 * precision * recall, precision + recall)
     present = support > 0
     return {
         'num_examples': num_examples,
-        'accuracy': float(_ratio(correct.sum(), np.int64(num_examples))),
-        'recall_at_5': float(_ratio(np.int64(top_k_hits), np.int64(num_examples))),
+        'accuracy': float(ratio(correct.sum(), np.int64(num_examples))),
+        'recall_at_5': float(ratio(np.int64(top_k_hits), np.int64(num_examples))),
         'top_k': top_k,
         'mean_per_class_accuracy': float(recall[present].mean()) if present.any() else 0.0,
         'per_class': [

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
+from nets.conv_head import classifier_head
 from slim_compat import slim
 
 
@@ -74,54 +75,19 @@ def alexnet_v2(inputs: tf.Tensor,
         net = add('pool5', slim.max_pool2d(net, [3, 3], 2, scope='pool5'))
 
         # The fully connected layers start from small random weights and
-        # slightly positive biases, as in the original AlexNet.
+        # slightly positive biases, as in the original AlexNet; the logits
+        # start unbiased.
         with slim.arg_scope([slim.conv2d],
                             weights_initializer=tf.truncated_normal_initializer(stddev=0.005),
                             biases_initializer=tf.constant_initializer(0.1)):
-            # 1 x 1 x 4096
-            net = add('fc6', slim.conv2d(net, 4096, [5, 5], padding='VALID', scope='fc6'))
-            net = slim.dropout(net, dropout_keep_prob, is_training=is_training,
-                               scope='dropout6')
-            # 1 x 1 x 4096
-            net = add('fc7', slim.conv2d(net, 4096, [1, 1], scope='fc7'))
-            if global_pool:
-                net = end_points['global_pool'] = tf.reduce_mean(
-                    net, [1, 2], keepdims=True, name='global_pool')
-            if not num_classes:
-                return net, end_points
-            net = slim.dropout(net, dropout_keep_prob, is_training=is_training,
-                               scope='dropout7')
-            # 1 x 1 x num_classes
-            logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
-                                 normalizer_fn=None,
-                                 biases_initializer=tf.zeros_initializer(), scope='fc8')
-        if spatial_squeeze:
-            logits = squeeze_spatial(logits, name='fc8/squeezed')
-        add('fc8', logits)
-        end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
-    return logits, end_points
-
-
-def squeeze_spatial(logits: tf.Tensor, name: str) -> tf.Tensor:
-    """Squeezes 1 x 1 logits [batch, 1, 1, classes] to [batch, classes].
-
-    Shared with VGG, whose head has the same fully convolutional form.
-
-    Args:
-      logits: the 4-D output of a 1 x 1 logits convolution.
-      name: the name of the squeeze op (slim's is `fc8/squeezed`).
-
-    Returns:
-      The logits as [batch, classes].
-
-    Raises:
-      ValueError: if the height or width of `logits` is known and not 1.
-    """
-    height, width = logits.shape.as_list()[1:3]
-    if height not in (None, 1) or width not in (None, 1):
-        raise ValueError('spatial_squeeze needs 1 x 1 logits; got %s x %s logits (pass '
-                         'global_pool=True or spatial_squeeze=False)' % (height, width))
-    return tf.squeeze(logits, [1, 2], name=name)
+            # fc6, fc7: 1 x 1 x 4096; fc8: 1 x 1 x num_classes
+            net = classifier_head(
+                net, end_points, net_scope.name, fc6_kernel_size=[5, 5], fc6_padding='VALID',
+                num_classes=num_classes, is_training=is_training,
+                dropout_keep_prob=dropout_keep_prob, global_pool=global_pool,
+                spatial_squeeze=spatial_squeeze, prediction_fn=prediction_fn,
+                logits_biases_initializer=tf.zeros_initializer())
+    return net, end_points
 
 
 def alexnet_v2_arg_scope(weight_decay: float = 0.0005) -> dict:

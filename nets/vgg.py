@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
-from nets.alexnet import squeeze_spatial
+from nets.conv_head import classifier_head
 from slim_compat import slim
 
 # Convolutions per block: configurations A, D and E of the paper.
@@ -93,28 +93,14 @@ def vgg(inputs: tf.Tensor,
                               slim.conv2d(net, depth, [3, 3], scope=name))
             net = add('pool%d' % block, slim.max_pool2d(net, [2, 2], scope='pool%d' % block))
 
-        # 1 x 1 x 4096 (7 x 7 x 4096 with fc_conv_padding='SAME')
-        net = add('fc6', slim.conv2d(net, 4096, [7, 7], padding=fc_conv_padding,
-                                     scope='fc6'))
-        net = slim.dropout(net, dropout_keep_prob, is_training=is_training,
-                           scope='dropout6')
-        # 1 x 1 x 4096
-        net = add('fc7', slim.conv2d(net, 4096, [1, 1], scope='fc7'))
-        if global_pool:
-            net = end_points['global_pool'] = tf.reduce_mean(
-                net, [1, 2], keepdims=True, name='global_pool')
-        if not num_classes:
-            return net, end_points
-        net = slim.dropout(net, dropout_keep_prob, is_training=is_training,
-                           scope='dropout7')
-        # 1 x 1 x num_classes
-        logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
-                             normalizer_fn=None, scope='fc8')
-        if spatial_squeeze:
-            logits = squeeze_spatial(logits, name='fc8/squeezed')
-        add('fc8', logits)
-        end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
-    return logits, end_points
+        # fc6: 1 x 1 x 4096 (7 x 7 x 4096 with fc_conv_padding='SAME');
+        # fc7: 1 x 1 x 4096; fc8: 1 x 1 x num_classes
+        net = classifier_head(
+            net, end_points, net_scope.name, fc6_kernel_size=[7, 7],
+            fc6_padding=fc_conv_padding, num_classes=num_classes, is_training=is_training,
+            dropout_keep_prob=dropout_keep_prob, global_pool=global_pool,
+            spatial_squeeze=spatial_squeeze, prediction_fn=prediction_fn)
+    return net, end_points
 
 
 def _check_arguments(conv_repeats: tuple[int, ...], num_classes: int | None,

@@ -7,21 +7,13 @@ variance. Evaluation only crops or pads to the output size and standardises.
 
 import tensorflow.compat.v1 as tf
 
+from preprocessing.image_ops import crop_or_pad_to_float, image_summary, maybe_grayscale
+
 # Zero pixels added on every side before the random training crop.
 _PADDING = 4
 # Brightness jitter in uint8 units and the contrast factor range.
 _MAX_BRIGHTNESS_DELTA = 63
 _CONTRAST_RANGE = (0.2, 1.8)
-
-
-def _image_summary(name: str, image: tf.Tensor) -> None:
-    tf.summary.image(name, tf.expand_dims(image, 0))
-
-
-def _maybe_grayscale(image: tf.Tensor, use_grayscale: bool) -> tf.Tensor:
-    if use_grayscale and image.shape[-1] != 1:
-        return tf.image.rgb_to_grayscale(image)
-    return image
 
 
 def preprocess_for_train(image: tf.Tensor, output_height: int, output_width: int,
@@ -48,7 +40,7 @@ def preprocess_for_train(image: tf.Tensor, output_height: int, output_width: int
         raise ValueError('padding must be >= 0; got %d' % padding)
     with tf.name_scope('cifarnet_train'):
         if add_image_summaries:
-            _image_summary('image', image)
+            image_summary('image', image)
         if padding:
             image = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
         channels = image.shape[-1]
@@ -56,10 +48,10 @@ def preprocess_for_train(image: tf.Tensor, output_height: int, output_width: int
         image = tf.image.random_crop(image, crop_size)
         image.set_shape([output_height, output_width, channels])
         # Crop on uint8 first so that only the kept pixels are converted.
-        image = _maybe_grayscale(tf.cast(image, tf.float32), use_grayscale)
+        image = maybe_grayscale(tf.cast(image, tf.float32), use_grayscale)
         image = tf.image.random_flip_left_right(image)
         if add_image_summaries:
-            _image_summary('distorted_image', image)
+            image_summary('distorted_image', image)
         image = tf.image.random_brightness(image, max_delta=_MAX_BRIGHTNESS_DELTA)
         image = tf.image.random_contrast(image, *_CONTRAST_RANGE)
         return tf.image.per_image_standardization(image)
@@ -83,11 +75,10 @@ def preprocess_for_eval(image: tf.Tensor, output_height: int, output_width: int,
     """
     with tf.name_scope('cifarnet_eval'):
         if add_image_summaries:
-            _image_summary('image', image)
-        image = tf.image.resize_with_crop_or_pad(image, output_height, output_width)
-        image = _maybe_grayscale(tf.cast(image, tf.float32), use_grayscale)
+            image_summary('image', image)
+        image = crop_or_pad_to_float(image, output_height, output_width, use_grayscale)
         if add_image_summaries:
-            _image_summary('resized_image', image)
+            image_summary('resized_image', image)
         return tf.image.per_image_standardization(image)
 
 

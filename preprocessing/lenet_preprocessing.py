@@ -6,6 +6,8 @@ gains nothing from random distortions.
 
 import tensorflow.compat.v1 as tf
 
+from preprocessing.image_ops import crop_or_pad_to_float
+
 # The image is mapped to (x - 128) / 128, so uint8 values land in [-1, 1).
 _CENTRE = 128.0
 _SCALE = 128.0
@@ -30,9 +32,5 @@ def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
     """
     del is_training  # LeNet has no training-only distortion.
     with tf.name_scope('lenet_preprocessing'):
-        # Cropping first keeps the float conversion to the pixels we keep.
-        image = tf.image.resize_with_crop_or_pad(image, output_height, output_width)
-        image = tf.cast(image, tf.float32)
-        if use_grayscale and image.shape[-1] != 1:
-            image = tf.image.rgb_to_grayscale(image)
+        image = crop_or_pad_to_float(image, output_height, output_width, use_grayscale)
         return (image - _CENTRE) / _SCALE

@@ -8,6 +8,8 @@ central crop. Both subtract the ImageNet RGB means from the 0-255 pixels.
 
 import tensorflow.compat.v1 as tf
 
+from preprocessing.image_ops import maybe_grayscale
+
 # ImageNet per-channel means, in 0-255 pixel units.
 _R_MEAN = 123.68
 _G_MEAN = 116.78
@@ -102,12 +104,6 @@ def _random_crop(image: tf.Tensor, crop_height: int, crop_width: int) -> tf.Tens
     return cropped
 
 
-def _maybe_grayscale(image: tf.Tensor, use_grayscale: bool) -> tf.Tensor:
-    if use_grayscale and image.shape[-1] != 1:
-        return tf.image.rgb_to_grayscale(image)
-    return image
-
-
 def _check_crop_fits(output_height: int, output_width: int, resize_side_min: int) -> None:
     """Raises ValueError if the crop cannot fit in the resized image."""
     if max(output_height, output_width) > resize_side_min:
@@ -147,7 +143,7 @@ def preprocess_for_train(image: tf.Tensor, output_height: int, output_width: int
         image = _aspect_preserving_resize(image, resize_side)
         image = _random_crop(image, output_height, output_width)
         image = tf.image.random_flip_left_right(image)
-        image = _maybe_grayscale(image, use_grayscale)
+        image = maybe_grayscale(image, use_grayscale)
         return _subtract_vgg_means(image)
 
 
@@ -174,7 +170,7 @@ def preprocess_for_eval(image: tf.Tensor, output_height: int, output_width: int,
     with tf.name_scope('vgg_eval'):
         image = _aspect_preserving_resize(image, resize_side)
         image = _central_crop(image, output_height, output_width)
-        image = _maybe_grayscale(image, use_grayscale)
+        image = maybe_grayscale(image, use_grayscale)
         return _subtract_vgg_means(image)
 
 

@@ -14,6 +14,9 @@ import tensorflow.compat.v1 as tf
 from nets import inception, inception_utils, inception_v1, inception_v2, inception_v3, inception_v4
 from slim_compat import slim
 from tests.net_facts import NET_FACTS
+from tests.net_test_helpers import (build_base, build_net, count_parameters,
+                                    published_base_end_points, refused_base_message,
+                                    variable_shapes)
 
 MODULES = {'inception_v3': inception_v3, 'inception_v4': inception_v4}
 NAMES = sorted(MODULES)
@@ -22,32 +25,6 @@ NAMES = sorted(MODULES)
 # 1x1 conv to 128 (+ beta), 5x5 conv to 768 (+ beta), then 768 -> classes (+ biases).
 V3_AUX_PARAMS = (768 * 128 + 128) + (5 * 5 * 128 * 768 + 768) + (768 * 1000 + 1000)
 V4_AUX_PARAMS = (1024 * 128 + 128) + (5 * 5 * 128 * 768 + 768) + (768 * 1001 + 1001)
-
-
-def _published_base_end_points(name):
-    """The published base end points, in build order, with their shapes."""
-    final_endpoint = NET_FACTS[name]['base'][0]
-    names = list(NET_FACTS[name]['end_points'])
-    return {n: NET_FACTS[name]['end_points'][n] for n in names[:names.index(final_endpoint) + 1]}
-
-
-def _build_base(name, use_batch_norm=True, **kwargs):
-    images = tf.placeholder(tf.float32, [2, 299, 299, 3])
-    with slim.arg_scope(inception_utils.inception_arg_scope(use_batch_norm=use_batch_norm)):
-        return getattr(MODULES[name], name + '_base')(images, **kwargs)
-
-
-def _build_net(name, images, **kwargs):
-    with slim.arg_scope(inception_utils.inception_arg_scope()):
-        return getattr(MODULES[name], name)(images, **kwargs)
-
-
-def _count(variables):
-    return sum(int(np.prod(v.shape.as_list())) for v in variables)
-
-
-def _variable_shapes():
-    return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
 
 
 @functools.lru_cache(maxsize=None)
@@ -60,21 +37,21 @@ def _full_net(name, create_aux_logits=True):
     """
     with tf.Graph().as_default():
         images = tf.placeholder(tf.float32, [None, None, None, 3])
-        _, end_points = _build_net(name, images, num_classes=NET_FACTS[name]['num_classes'],
-                                   create_aux_logits=create_aux_logits)
-        return (_variable_shapes(), [v.op.name for v in slim.get_model_variables()],
-                _count(tf.trainable_variables()),
+        _, end_points = build_net(name, images, num_classes=NET_FACTS[name]['num_classes'],
+                                  create_aux_logits=create_aux_logits)
+        return (variable_shapes(), [v.op.name for v in slim.get_model_variables()],
+                count_parameters(tf.trainable_variables()),
                 {n: t.shape.as_list() for n, t in end_points.items()})
 
 
 @pytest.mark.parametrize('name', NAMES)
 def test_end_point_names_follow_published_order(name):
-    assert list(MODULES[name].END_POINTS) == list(_published_base_end_points(name))
+    assert list(MODULES[name].END_POINTS) == list(published_base_end_points(name))
 
 
 @pytest.mark.parametrize('name', NAMES)
 def test_base_stops_at_every_final_endpoint(name):
-    published = _published_base_end_points(name)
+    published = published_base_end_points(name)
     base = getattr(MODULES[name], name + '_base')
     with tf.Graph().as_default():
         images = tf.placeholder(tf.float32, [2, 299, 299, 3])
@@ -168,9 +145,9 @@ def test_v3_small_image_shrinks_the_head_kernels():
     # gives 1 x 1, and Mixed_7c at 3 x 3.
     with tf.Graph().as_default():
         images = tf.random_uniform([2, 150, 150, 3], seed=1)
-        logits, end_points = _build_net('inception_v3', images, num_classes=5,
-                                        is_training=False)
-        shapes = _variable_shapes()
+        logits, end_points = build_net('inception_v3', images, num_classes=5,
+                                       is_training=False)
+        shapes = variable_shapes()
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             aux, predictions = sess.run([end_points['AuxLogits'], end_points['Predictions']])
@@ -183,7 +160,7 @@ def test_v3_small_image_shrinks_the_head_kernels():
 
 def test_v3_global_pool_replaces_the_fixed_pool():
     with tf.Graph().as_default():
-        _, end_points = _build_net('inception_v3', tf.zeros([2, 150, 150, 3]), global_pool=True)
+        _, end_points = build_net('inception_v3', tf.zeros([2, 150, 150, 3]), global_pool=True)
     assert end_points['global_pool'].shape.as_list() == [2, 1, 1, 2048]
     assert 'AvgPool_1a' not in end_points
 
@@ -191,8 +168,8 @@ def test_v3_global_pool_replaces_the_fixed_pool():
 def test_v4_small_image_shrinks_the_aux_kernel():
     # 150 x 150 leaves Mixed_6h at 7 x 7, so the aux pool (5x5, stride 3) gives 1 x 1.
     with tf.Graph().as_default():
-        logits, end_points = _build_net('inception_v4', tf.zeros([1, 150, 150, 3]), num_classes=5)
-        shapes = _variable_shapes()
+        logits, end_points = build_net('inception_v4', tf.zeros([1, 150, 150, 3]), num_classes=5)
+        shapes = variable_shapes()
     assert shapes['InceptionV4/AuxLogits/Conv2d_2a/weights'] == [1, 1, 128, 768]
     assert end_points['AuxLogits'].shape.as_list() == [1, 5]
     assert logits.shape.as_list() == [1, 5]
@@ -226,43 +203,36 @@ def test_v4_blocks_on_their_own(block, channels_in, size_out, channels_out, defa
 
 @pytest.mark.parametrize('depth_multiplier', [0.0, -1.0])
 def test_v3_base_rejects_non_positive_depth_multiplier(depth_multiplier):
-    with tf.Graph().as_default():
-        with pytest.raises(ValueError) as error:
-            _build_base('inception_v3', depth_multiplier=depth_multiplier)
-        assert not tf.global_variables()
-    assert str(error.value) == 'depth_multiplier must be > 0; got %r' % depth_multiplier
+    message = refused_base_message('inception_v3', depth_multiplier=depth_multiplier)
+    assert message == 'depth_multiplier must be > 0; got %r' % depth_multiplier
 
 
 def test_v3_rejects_non_positive_depth_multiplier():
     with tf.Graph().as_default():
         with pytest.raises(ValueError, match=r'^depth_multiplier must be > 0; got -0\.5$'):
-            _build_net('inception_v3', tf.zeros([1, 299, 299, 3]), depth_multiplier=-0.5)
+            build_net('inception_v3', tf.zeros([1, 299, 299, 3]), depth_multiplier=-0.5)
 
 
 def test_v3_rejects_min_depth_below_one():
     with tf.Graph().as_default():
         with pytest.raises(ValueError, match=r'^min_depth must be >= 1; got 0$'):
-            _build_base('inception_v3', min_depth=0)
+            build_base('inception_v3', min_depth=0)
 
 
 def test_v3_half_depth_multiplier_halves_every_end_point():
     # Every published v3 depth is >= 32, so halving never reaches min_depth 16.
     with tf.Graph().as_default():
-        _, end_points = _build_base('inception_v3', use_batch_norm=False, depth_multiplier=0.5)
-    for end_point, shape in _published_base_end_points('inception_v3').items():
+        _, end_points = build_base('inception_v3', use_batch_norm=False, depth_multiplier=0.5)
+    for end_point, shape in published_base_end_points('inception_v3').items():
         assert end_points[end_point].shape.as_list() == shape[:3] + [shape[3] // 2], end_point
 
 
 @pytest.mark.parametrize('name', NAMES)
 def test_unknown_final_endpoint_lists_the_valid_ones(name):
-    with tf.Graph().as_default():
-        with pytest.raises(ValueError) as error:
-            _build_base(name, final_endpoint='Mixed_9z')
-        assert not tf.global_variables()
-    message = str(error.value)
+    message = refused_base_message(name, final_endpoint='Mixed_9z')
     assert message.startswith('final_endpoint must be one of ')
     assert message.endswith("; got 'Mixed_9z'")
-    assert all(end_point in message for end_point in _published_base_end_points(name))
+    assert all(end_point in message for end_point in published_base_end_points(name))
 
 
 def test_inception_module_re_exports_every_version():
