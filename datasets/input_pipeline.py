@@ -5,7 +5,9 @@ batches of preprocessed images: shards read in parallel (interleave), records
 shuffled before decoding (cheap: they are still encoded), decoding and
 preprocessing on parallel calls, batching and prefetching. Training repeats
 and shuffles; evaluation reads every example exactly once and keeps the last
-partial batch.
+partial batch. A preprocessing that starts with a random crop (Inception
+training) can hand the crop to the pipeline, which then decodes only the
+crop's window of each JPEG.
 
 TensorFlow's own errors for a bad record name neither the file nor the record.
 `explain_data_error` and `data_errors_explained` scan the shards for the
@@ -22,9 +24,16 @@ from slim_compat import slim
 
 # fn(image uint8 [H, W, C], output_height, output_width) -> float32 [H', W', C']
 PreprocessFn = Callable[[tf.Tensor, int, int], tf.Tensor]
+# fn(image shape int32 [3]) -> int32 [4] crop window [offset_y, offset_x, height, width]
+CropWindowFn = Callable[[tf.Tensor], tf.Tensor]
 
 DEFAULT_SHUFFLE_BUFFER_SIZE = 1024
 AUTOTUNE = tf.data.AUTOTUNE
+
+# The TFRecord key of the encoded image (see dataset_factory.make_decoder).
+_ENCODED_IMAGE_KEY = 'image/encoded'
+# Channels of a decoded JPEG window: those of dataset_factory's decoder.
+_JPEG_WINDOW_CHANNELS = 3
 
 # Records checked per step when scanning a shard for a bad one.
 _SCAN_CHUNK_SIZE = 256
@@ -39,7 +48,8 @@ def build_dataset(dataset: slim.dataset.Dataset, preprocess_fn: PreprocessFn,
                   num_readers: int = 4, num_parallel_calls: int = AUTOTUNE,
                   shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER_SIZE,
                   seed: int | None = None, deterministic: bool = False,
-                  labels_offset: int = 0, num_epochs: int | None = None) -> tf.data.Dataset:
+                  labels_offset: int = 0, num_epochs: int | None = None,
+                  crop_window_fn: CropWindowFn | None = None) -> tf.data.Dataset:
     """Returns batches of (images float32 [B, H, W, C], labels int64 [B]).
 
     Args:
@@ -63,6 +73,14 @@ def build_dataset(dataset: slim.dataset.Dataset, preprocess_fn: PreprocessFn,
       labels_offset: subtracted from every label (e.g. 1 for a 1000-class
         net on 1001-class ImageNet records).
       num_epochs: passes over the data in training; None repeats forever.
+      crop_window_fn: crop each image to the window this draws from its
+        shape before `preprocess_fn` sees it, e.g.
+        `inception_preprocessing.sample_crop_window` with a `preprocess_fn`
+        that crops no further (`crop_image=False`). JPEG images then decode
+        only the window (`tf.io.decode_and_crop_jpeg`, as 3 channels); other
+        formats decode whole and are sliced. The windows are drawn in the
+        preprocessing calls, so deterministic training decodes one image at
+        a time as well.
 
     Returns:
       The batched tf.data.Dataset.
@@ -89,8 +107,14 @@ def build_dataset(dataset: slim.dataset.Dataset, preprocess_fn: PreprocessFn,
                             seed, deterministic)
     if is_training:
         records = records.shuffle(shuffle_buffer_size, seed=seed).repeat(num_epochs)
-    examples = records.map(_decode_fn(dataset.decoder, labels_offset),
-                           num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    if crop_window_fn is None:
+        decode = _decode_fn(dataset.decoder, labels_offset)
+    else:
+        # Records stay encoded until the preprocessing calls draw the windows.
+        decode = _label_fn(dataset.decoder, labels_offset)
+        preprocess_fn = _windowed_preprocess_fn(preprocess_fn, dataset.decoder, crop_window_fn)
+    examples = records.map(decode, num_parallel_calls=num_parallel_calls,
+                           deterministic=deterministic)
     preprocess_calls = 1 if deterministic and is_training else num_parallel_calls
     examples = examples.map(_preprocess_fn(preprocess_fn, height, width, seed),
                             num_parallel_calls=preprocess_calls, deterministic=deterministic)
@@ -166,6 +190,46 @@ def _decode_fn(decoder: slim.data_decoder.DataDecoder, labels_offset: int
         image, label = decoder.decode(record, ['image', 'label'])
         return image, tf.cast(label, tf.int64) - labels_offset
     return decode
+
+
+def _label_fn(decoder: slim.data_decoder.DataDecoder, labels_offset: int
+              ) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    def record_and_label(record):
+        label, = decoder.decode(record, ['label'])
+        return record, tf.cast(label, tf.int64) - labels_offset
+    return record_and_label
+
+
+def _windowed_preprocess_fn(preprocess_fn: PreprocessFn, decoder: slim.data_decoder.DataDecoder,
+                            crop_window_fn: CropWindowFn
+                            ) -> Callable[[tf.Tensor, int, int], tf.Tensor]:
+    """fn(record, height, width): `preprocess_fn` of the record's image cropped to a window."""
+    def preprocess(record, height, width):
+        return preprocess_fn(_decode_window(record, decoder, crop_window_fn), height, width)
+    return preprocess
+
+
+def _decode_window(record: tf.Tensor, decoder: slim.data_decoder.DataDecoder,
+                   crop_window_fn: CropWindowFn) -> tf.Tensor:
+    """The record's image cropped to `crop_window_fn`'s window; a JPEG decodes only that."""
+    encoded = tf.io.parse_single_example(record, {
+        _ENCODED_IMAGE_KEY: tf.io.FixedLenFeature((), tf.string, default_value='')
+    })[_ENCODED_IMAGE_KEY]
+
+    def jpeg_window():
+        window = crop_window_fn(tf.image.extract_jpeg_shape(encoded))
+        return tf.image.decode_and_crop_jpeg(encoded, window, channels=_JPEG_WINDOW_CHANNELS)
+
+    def decoded_window():
+        image, = decoder.decode(record, ['image'])
+        window = crop_window_fn(tf.shape(image))
+        return tf.slice(image, tf.stack([window[0], window[1], 0]),
+                        tf.stack([window[2], window[3], -1]))
+
+    # Only the branch taken runs: a JPEG is never decoded whole.
+    image = tf.cond(tf.io.is_jpeg(encoded), jpeg_window, decoded_window)
+    image.set_shape([None, None, _JPEG_WINDOW_CHANNELS])
+    return image
 
 
 def _preprocess_fn(preprocess_fn: PreprocessFn, height: int, width: int, seed: int | None

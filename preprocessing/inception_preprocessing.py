@@ -7,7 +7,9 @@ Both map pixel values to [-1, 1] with (x - 0.5) * 2, x being in [0, 1].
 
 The pipeline is ordered for speed at Inception sizes: crops are taken on
 the uint8 image, the resize reads uint8 and writes float32, and the scaling
-to [0, 1] happens once on the output-sized image.
+to [0, 1] happens once on the output-sized image. `sample_crop_window` draws
+the training crop from the image's shape alone, so that an input pipeline can
+decode only that window of a JPEG and skip the rest.
 """
 
 from collections.abc import Callable
@@ -110,6 +112,26 @@ def distort_color(image: tf.Tensor, color_ordering: int = 0, fast_mode: bool = T
         return tf.clip_by_value(image, 0.0, 1.0)
 
 
+def _sample_distorted_box(image_shape: tf.Tensor, bbox: tf.Tensor, min_object_covered: float,
+                          aspect_ratio_range: tuple[float, float],
+                          area_range: tuple[float, float], max_attempts: int
+                          ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(begin [3], size [3], normalised box [1, 1, 4]) of a random crop of the image."""
+    # The raw op honours the graph-level seed like the deprecated v1
+    # wrapper does, without its deprecation warning on every run.
+    graph_seed, op_seed = tf.get_seed(None)
+    return tf.raw_ops.SampleDistortedBoundingBoxV2(
+            image_size=image_shape,
+            bounding_boxes=bbox,
+            min_object_covered=min_object_covered,
+            seed=graph_seed or 0,
+            seed2=op_seed or 0,
+            aspect_ratio_range=list(aspect_ratio_range),
+            area_range=list(area_range),
+            max_attempts=max_attempts,
+            use_image_if_no_bounding_boxes=True)
+
+
 def distorted_bounding_box_crop(
         image: tf.Tensor, bbox: tf.Tensor,
         min_object_covered: float = _MIN_OBJECT_COVERED,
@@ -136,22 +158,42 @@ def distorted_bounding_box_crop(
       normalised box [1, 1, 4]).
     """
     with tf.name_scope(scope, 'distorted_bounding_box_crop', [image, bbox]):
-        # The raw op honours the graph-level seed like the deprecated v1
-        # wrapper does, without its deprecation warning on every run.
-        graph_seed, op_seed = tf.get_seed(None)
-        begin, size, crop_box = tf.raw_ops.SampleDistortedBoundingBoxV2(
-                image_size=tf.shape(image),
-                bounding_boxes=bbox,
-                min_object_covered=min_object_covered,
-                seed=graph_seed or 0,
-                seed2=op_seed or 0,
-                aspect_ratio_range=list(aspect_ratio_range),
-                area_range=list(area_range),
-                max_attempts=max_attempts,
-                use_image_if_no_bounding_boxes=True)
+        begin, size, crop_box = _sample_distorted_box(
+                tf.shape(image), bbox, min_object_covered, aspect_ratio_range, area_range,
+                max_attempts)
         cropped = tf.slice(image, begin, size)
         cropped.set_shape([None, None, image.shape[-1]])
         return cropped, crop_box
+
+
+def sample_crop_window(image_shape: tf.Tensor, bbox: tf.Tensor | None = None,
+                       scope: str | None = None) -> tf.Tensor:
+    """Draws the training crop of an image from its shape alone.
+
+    The window follows the constraints of `distorted_bounding_box_crop`, so
+    cropping to it and then calling `preprocess_for_train(...,
+    random_crop=False)` distorts images as `preprocess_for_train` does. It
+    lets a JPEG be decoded only inside the window
+    (`tf.io.decode_and_crop_jpeg`), see `input_pipeline.build_dataset`.
+
+    Args:
+      image_shape: int32 [3], the image's [height, width, channels].
+      bbox: float32 boxes [1, num_boxes, 4] as normalised
+        (ymin, xmin, ymax, xmax); None means the whole image.
+      scope: name scope of the ops.
+
+    Returns:
+      int32 [4]: the window as [offset_y, offset_x, height, width].
+    """
+    with tf.name_scope(scope, 'sample_crop_window', [image_shape]):
+        begin, size, _ = _sample_distorted_box(
+                tf.cast(image_shape, tf.int32), _whole_image_box() if bbox is None else bbox,
+                _MIN_OBJECT_COVERED, _ASPECT_RATIO_RANGE, _AREA_RANGE, _MAX_ATTEMPTS)
+        return tf.concat([begin[:2], size[:2]], axis=0)
+
+
+def _whole_image_box() -> tf.Tensor:
+    return tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
 
 
 def _image_summary(name: str, image: tf.Tensor) -> None:
@@ -214,7 +256,7 @@ def preprocess_for_train(image: tf.Tensor, height: int, width: int,
     """
     with tf.name_scope(scope, 'distort_image', [image, height, width, bbox]):
         if bbox is None:
-            bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
+            bbox = _whole_image_box()
         if add_image_summaries:
             _summarise_boxes('image_with_bounding_boxes', image, bbox)
         if random_crop:

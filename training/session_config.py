@@ -1,28 +1,57 @@
-"""Session settings shared by training and evaluation: precision, XLA and placement."""
+"""Session settings shared by training and evaluation: precision, XLA and threads.
+
+`bf16` turns on TensorFlow's automatic mixed precision graph rewrite for
+oneDNN: convolutions, matrix multiplies and their gradients run in bfloat16
+on CPUs that support it (AVX512_BF16 or AMX), with float32 variables, so
+checkpoints do not change.
+
+`xla` compiles clusters of ops with XLA. TensorFlow clusters ops on CPUs only
+when a process-wide switch is on as well, and that switch is read once, when
+the process creates its first device (its first Session or eager op), so ask
+for the config before then, as the train and eval commands do.
+"""
 
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.client import pywrap_tf_session
 
 PRECISIONS = ('float32', 'bf16')
 
 
-def make_session_config(precision: str = 'float32', xla: bool = False) -> tf.ConfigProto:
-    """A ConfigProto for the given compute precision and JIT setting.
+def make_session_config(precision: str = 'float32', xla: bool = False,
+                        intra_op_threads: int = 0, inter_op_threads: int = 0
+                        ) -> tf.ConfigProto:
+    """A ConfigProto for the given compute precision, JIT setting and thread pools.
 
-    `bf16` turns on TensorFlow's automatic mixed precision graph rewrite
-    (oneDNN bfloat16 on CPUs): variables and checkpoints stay float32, the
-    rewrite casts the compute-heavy ops. `xla` compiles clusters of ops with XLA.
+    Args:
+      precision: 'float32', or 'bf16' for oneDNN automatic mixed precision.
+      xla: compile clusters of ops with XLA (on CPUs too, see the module doc).
+      intra_op_threads: threads that share the work of one op; 0 lets
+        TensorFlow choose (one per core).
+      inter_op_threads: ops run at the same time; 0 lets TensorFlow choose.
+
+    Returns:
+      The ConfigProto, with soft placement on so that ops without a kernel on
+      the requested device fall back to the CPU.
 
     Raises:
-      ValueError: for an unknown precision.
+      ValueError: for an unknown precision or a negative thread count.
     """
     if precision not in PRECISIONS:
         raise ValueError('--precision must be one of %s; got %r' % (', '.join(PRECISIONS),
                                                                     precision))
-    config = tf.ConfigProto(allow_soft_placement=True)
+    for name, threads in (('intra_op_threads', intra_op_threads),
+                          ('inter_op_threads', inter_op_threads)):
+        if threads < 0:
+            raise ValueError('%s must be >= 0 (0: one per core); got %d' % (name, threads))
+    config = tf.ConfigProto(allow_soft_placement=True,
+                            intra_op_parallelism_threads=intra_op_threads,
+                            inter_op_parallelism_threads=inter_op_threads)
     if precision == 'bf16':
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
             rewriter_config_pb2.RewriterConfig.ON)
     if xla:
+        # Without the switch, CPU ops join XLA clusters only when marked one by one.
+        pywrap_tf_session.TF_SetTfXlaCpuGlobalJit(True)
         config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
     return config
