@@ -8,6 +8,7 @@ COMMANDS = (
     'export_inference_graph',
     'download_and_convert_data',
     'classify_image',
+    'launch_local_cluster',
 )
 
 setup(

@@ -1,9 +1,11 @@
 """Trains an image classifier: python train_image_classifier.py --dataset_name=... --model_name=..."""
 
+import os
+
 from absl import flags
 
 from datasets import input_pipeline
-from training import cli, trainer
+from training import cli, cluster, trainer
 from training import flags as shared_flags
 
 shared_flags.define_train_flags()
@@ -13,6 +15,20 @@ OPTIMIZER_PARAMS = ('opt_epsilon', 'adadelta_rho', 'adagrad_initial_accumulator_
                     'adam_beta1', 'adam_beta2', 'ftrl_learning_rate_power',
                     'ftrl_initial_accumulator_value', 'ftrl_l1', 'ftrl_l2', 'momentum',
                     'rmsprop_momentum', 'rmsprop_decay')
+
+
+def cluster_from_flags(values) -> cluster.ClusterRole | None:
+    """This process's task in a cluster (from the flags, else TF_CONFIG), or None."""
+    role = cluster.resolve_role(values.ps_hosts, values.worker_hosts, values.job_name,
+                                values.task, os.environ.get('TF_CONFIG'))
+    if role is None and values.task:
+        raise ValueError('--task=%d needs a cluster: give --ps_hosts and --worker_hosts, or '
+                         'TF_CONFIG' % values.task)
+    cluster.check_replica_counts(
+        role,
+        num_ps_tasks=values.num_ps_tasks if values['num_ps_tasks'].present else None,
+        worker_replicas=values.worker_replicas if values['worker_replicas'].present else None)
+    return role
 
 
 def config_from_flags(values) -> trainer.TrainConfig:
@@ -46,16 +62,24 @@ def config_from_flags(values) -> trainer.TrainConfig:
         trainable_scopes=shared_flags.split_scopes(values.trainable_scopes),
         ignore_missing_vars=values.ignore_missing_vars,
         num_clones=values.num_clones, clone_on_cpu=values.clone_on_cpu, master=values.master,
-        precision=values.precision, xla=values.xla)
+        precision=values.precision, xla=values.xla, cluster_role=cluster_from_flags(values),
+        sync_replicas=values.sync_replicas, replicas_to_aggregate=values.replicas_to_aggregate,
+        cluster_timeout_secs=values.cluster_timeout_secs, virtual_gpus=values.virtual_gpus,
+        virtual_gpu_memory_mb=values.virtual_gpu_memory_mb)
 
 
 def main(argv):
     del argv
+    role = cluster_from_flags(FLAGS)
+    if role is not None and role.is_ps:
+        cluster.serve(role)
+        return
     trainer.train(config_from_flags(FLAGS))
 
 
 def run():
     cli.add_user_error(trainer.TrainingError)
+    cli.add_user_error(cluster.ClusterError)
     cli.add_user_error(input_pipeline.DataError)
     cli.run_main(main)
 

@@ -7,7 +7,7 @@ name the allowed values, and the validators below name the flag.
 
 from absl import flags
 
-from training import optimization, session_config
+from training import cluster, optimization, session_config
 
 
 def _positive(name: str, allow_none: bool = False) -> None:
@@ -90,22 +90,48 @@ def define_train_flags() -> None:
 
 
 def _define_deployment_flags() -> None:
-    flags.DEFINE_string('master', '', 'The address of the TensorFlow master to use.')
+    flags.DEFINE_string('master', '', 'The address of the TensorFlow master to use; a cluster '
+                        '(--ps_hosts/--worker_hosts or TF_CONFIG) gives its own.')
     flags.DEFINE_integer('num_clones', 1, 'Model clones to deploy (one per GPU).')
     flags.DEFINE_bool('clone_on_cpu', False, 'Put every clone on the CPU.')
-    flags.DEFINE_integer('worker_replicas', 1, 'Number of worker replicas.')
-    flags.DEFINE_integer('num_ps_tasks', 0, 'Number of parameter servers; 0 keeps the '
-                         'variables on the local worker.')
-    flags.DEFINE_integer('task', 0, 'Task id of this replica.')
+    flags.DEFINE_integer('worker_replicas', 1, 'Number of worker replicas; derived from the '
+                         'cluster, so if given it must match it.')
+    flags.DEFINE_integer('num_ps_tasks', 0, 'Number of parameter servers; derived from the '
+                         'cluster, so if given it must match it. 0 keeps the variables on the '
+                         'local worker.')
+    flags.DEFINE_integer('task', 0, 'Task id of this process in its --job_name.')
     flags.DEFINE_bool('sync_replicas', False, 'Aggregate the replicas\' gradients '
                       'synchronously.')
-    flags.DEFINE_integer('replicas_to_aggregate', 1, 'Gradients aggregated per update '
-                         'when --sync_replicas.')
+    flags.DEFINE_integer('replicas_to_aggregate', None, 'Gradients averaged per update '
+                         'with --sync_replicas; every worker\'s if unset.')
     _positive('num_clones')
     _positive('worker_replicas')
-    _positive('replicas_to_aggregate')
+    _positive('replicas_to_aggregate', allow_none=True)
     _at_least_zero('num_ps_tasks')
     _at_least_zero('task')
+    _define_cluster_flags()
+
+
+def _define_cluster_flags() -> None:
+    flags.DEFINE_string('ps_hosts', None, 'Comma-separated host:port of the parameter '
+                        'servers, e.g. ps0:2222,ps1:2222. With --worker_hosts, --job_name and '
+                        '--task it places this process in a cluster; if both host lists are '
+                        'unset, the TF_CONFIG environment variable is read instead.')
+    flags.DEFINE_string('worker_hosts', None, 'Comma-separated host:port of the workers; '
+                        'task 0 is the chief.')
+    flags.DEFINE_enum('job_name', None, cluster.JOB_NAMES, 'This process\'s job in the '
+                      'cluster: ps serves variables until stopped, worker trains.')
+    flags.DEFINE_float('cluster_timeout_secs', 300.0, 'How long a worker waits for the '
+                       'parameter servers to answer, and for the chief to initialise the '
+                       'variables, before giving up.')
+    flags.DEFINE_integer('virtual_gpus', 0, 'Split the first GPU into this many logical GPUs, '
+                         'e.g. to try --num_clones placement on one GPU; ignored without a '
+                         'GPU, 0 leaves it whole.')
+    flags.DEFINE_integer('virtual_gpu_memory_mb', 2048, 'Memory of each logical GPU of '
+                         '--virtual_gpus, in MiB.')
+    _positive('cluster_timeout_secs')
+    _at_least_zero('virtual_gpus')
+    _positive('virtual_gpu_memory_mb')
 
 
 def _define_optimizer_flags() -> None:

@@ -13,8 +13,18 @@ until `max_number_of_steps`, a signal, or an error. It never loses work:
   checkpoint stays the newest one;
 * a fine-tuning checkpoint whose variables do not fit is refused before the
   first step, with the `--checkpoint_exclude_scopes` value that would fit.
+
+Given a cluster (`TrainConfig.cluster_role`, see training/cluster.py), it is one
+worker of between-graph replication: the variables live on the parameter
+servers, each worker trains on its own batches, and only the chief initialises
+or restores the variables and writes checkpoints and summaries. The other
+workers wait, at most `cluster_timeout_secs`, for the chief to make the
+variables ready, so a worker that dies can be restarted and rejoins. Updates
+are asynchronous unless `sync_replicas`, where the chief applies the average of
+`replicas_to_aggregate` workers' gradients per step.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -31,7 +41,7 @@ from deployment import model_deploy
 from nets import nets_factory
 from preprocessing import preprocessing_factory
 from slim_compat import slim
-from training import checkpoints, optimization, session_config
+from training import checkpoints, cluster, optimization, session_config
 
 log = logging.getLogger('train')
 
@@ -86,12 +96,18 @@ class TrainConfig:
     deterministic: bool = False
     precision: str = 'float32'
     xla: bool = False
+    cluster_role: cluster.ClusterRole | None = None  # None trains in this process alone
+    sync_replicas: bool = False
+    replicas_to_aggregate: int | None = None  # with sync_replicas; None: every worker
+    cluster_timeout_secs: float = 300.0
+    virtual_gpus: int = 0  # split the first GPU into this many; 0 leaves it whole
+    virtual_gpu_memory_mb: int = 2048
 
 
 @dataclasses.dataclass
 class TrainResult:
     global_step: int
-    checkpoint: str | None
+    checkpoint: str | None  # None on a worker other than the chief
     stopped_by: str  # 'max_number_of_steps' or the signal's name
 
 
@@ -99,22 +115,98 @@ def train(config: TrainConfig) -> TrainResult:
     """Trains the configured net and returns where it stopped.
 
     Raises:
-      TrainingError: for bad data, a diverging loss, or a fine-tuning checkpoint that
-        does not fit the net.
-      ValueError: for an unknown dataset, split or network (from the factories).
+      TrainingError: for bad data, a diverging loss, a fine-tuning checkpoint that
+        does not fit the net, a chief that does not make the variables ready in
+        time, or a cluster lost during training.
+      cluster.ClusterError: if this worker's server cannot start or a parameter
+        server cannot be reached within `cluster_timeout_secs`.
+      ValueError: for an unknown dataset, split or network (from the factories),
+        or inconsistent distribution settings.
     """
-    tf.gfile.MakeDirs(config.train_dir)
+    _check_distribution(config)
+    role = config.cluster_role
+    is_chief = role is None or role.is_chief
+    if is_chief:
+        tf.gfile.MakeDirs(config.train_dir)
+    session_settings = _session_settings(config)
+    master, server = config.master, None  # the server serves until train() returns
+    if role is not None:
+        server = cluster.start_server(role, session_settings)
+        master = server.target
+        log.info('Training as %s%s', role.describe(), ' (chief)' if is_chief else '')
     graph = tf.Graph()
     with graph.as_default():
         if config.seed is not None:
             tf.set_random_seed(config.seed)
-        model = _build_training_graph(config)
+        model = _build_training_graph(config, is_chief)
         saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=10000.0)
         graph.finalize()
-        session_settings = session_config.make_session_config(config.precision, config.xla)
-        with tf.Session(config.master, config=session_settings) as sess:
-            _restore_or_initialize(sess, saver, model, config)
-            return _run_loop(sess, saver, model, config)
+        if role is not None:
+            cluster.wait_for_parameter_servers(role, config.cluster_timeout_secs)
+        open_session = _chief_session if is_chief else _worker_session
+        with open_session(master, session_settings, saver, model, config) as sess:
+            return _run_loop(sess, saver, model, config, is_chief)
+
+
+def _check_distribution(config):
+    role = config.cluster_role
+    if role is not None and role.is_ps:
+        raise ValueError('train() runs a worker; %s is a parameter server: run it with '
+                         'cluster.serve' % role.describe())
+    if role is not None and config.master:
+        raise ValueError('--master=%s cannot be combined with a cluster: the cluster gives '
+                         'the master' % config.master)
+    if config.sync_replicas and role is None:
+        raise ValueError('--sync_replicas needs a cluster of workers: give --ps_hosts and '
+                         '--worker_hosts, or TF_CONFIG')
+    if config.replicas_to_aggregate is not None and not config.sync_replicas:
+        raise ValueError('--replicas_to_aggregate=%d applies only with --sync_replicas'
+                         % config.replicas_to_aggregate)
+    if config.replicas_to_aggregate is not None and config.replicas_to_aggregate < 1:
+        raise ValueError('--replicas_to_aggregate must be > 0; got %d'
+                         % config.replicas_to_aggregate)
+    if config.cluster_timeout_secs <= 0:
+        raise ValueError('--cluster_timeout_secs must be > 0; got %g'
+                         % config.cluster_timeout_secs)
+    if config.virtual_gpus < 0:
+        raise ValueError('--virtual_gpus must be >= 0; got %d' % config.virtual_gpus)
+
+
+def _session_settings(config):
+    """The ConfigProto of this worker's server and sessions."""
+    settings = session_config.make_session_config(config.precision, config.xla)
+    if config.virtual_gpus:
+        if tf.config.list_physical_devices('GPU'):
+            settings = cluster.split_first_gpu(settings, config.virtual_gpus,
+                                               config.virtual_gpu_memory_mb)
+        else:
+            log.info('--virtual_gpus=%d ignored: this machine has no GPU', config.virtual_gpus)
+    if config.cluster_role is not None:
+        settings = cluster.worker_session_config(config.cluster_role, settings)
+    return settings
+
+
+def _replicas_to_aggregate(config):
+    if not config.sync_replicas:
+        return 1
+    return config.replicas_to_aggregate or config.cluster_role.num_workers
+
+
+@dataclasses.dataclass
+class _SyncOps:
+    """The ops of SyncReplicasOptimizer that the trainer runs itself."""
+    chief_init_op: tf.Operation  # the chief, after initialising or restoring
+    init_tokens_op: tf.Operation  # the chief, to let the first step start
+    update_op: tf.Operation  # the chief, in a loop: apply averaged gradients, hand out tokens
+    release_tokens_op: tf.Operation  # the chief, at the end: let waiting workers finish
+    local_step_init_op: tf.Operation  # the other workers, once the variables are ready
+
+
+@dataclasses.dataclass
+class _Readiness:
+    """What a worker checks before training on variables that the chief initialises."""
+    ready_op: tf.Tensor  # the names of the variables not initialised yet
+    ready_for_local_init_op: tf.Tensor  # the same, for the global variables only
 
 
 @dataclasses.dataclass
@@ -125,23 +217,38 @@ class _TrainingGraph:
     learning_rate: tf.Tensor
     summary_op: tf.Tensor
     init_op: tf.Operation
+    local_init_op: tf.Operation
+    readiness: '_Readiness | None'  # on a worker other than the chief
+    sync: _SyncOps | None
     fine_tune: 'checkpoints.FineTuneRestore | None'
     dataset: slim.dataset.Dataset
     images_per_step: int
 
 
-def _build_training_graph(config: TrainConfig) -> _TrainingGraph:
+def _deployment(config):
+    role = config.cluster_role
+    if role is None:
+        return model_deploy.DeploymentConfig(num_clones=config.num_clones,
+                                             clone_on_cpu=config.clone_on_cpu)
+    return model_deploy.DeploymentConfig(
+        num_clones=config.num_clones, clone_on_cpu=config.clone_on_cpu,
+        replica_id=role.replica_id, num_replicas=role.num_workers,
+        num_ps_tasks=role.num_ps_tasks, worker_job_name=role.job_name,
+        ps_job_name=cluster.PS_JOB)
+
+
+def _build_training_graph(config: TrainConfig, is_chief: bool) -> _TrainingGraph:
     dataset = dataset_factory.get_dataset(config.dataset_name, config.dataset_split_name,
                                           config.dataset_dir)
     num_classes = dataset.num_classes - config.labels_offset
-    deploy_config = model_deploy.DeploymentConfig(num_clones=config.num_clones,
-                                                  clone_on_cpu=config.clone_on_cpu)
+    deploy_config = _deployment(config)
     network_fn = nets_factory.get_network_fn(config.model_name, num_classes,
                                              weight_decay=config.weight_decay, is_training=True)
     with tf.device(deploy_config.variables_device()):
         global_step = tf.train.get_or_create_global_step()
     with tf.device(deploy_config.inputs_device()):
-        batches = _input_batches(config, dataset, network_fn.default_image_size)
+        batches = _input_batches(config, dataset, network_fn.default_image_size,
+                                 deploy_config.replica_id)
 
     def clone_fn():
         images, labels = batches.get_next()
@@ -155,14 +262,23 @@ def _build_training_graph(config: TrainConfig) -> _TrainingGraph:
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, first_clone_scope)
     _add_model_summaries(clones[0].outputs, config.summarize_activations)
 
+    averages = None
     if config.moving_average_decay:
         averages = tf.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
-        update_ops.append(averages.apply(slim.get_model_variables()))
+        if not config.sync_replicas:
+            update_ops.append(averages.apply(slim.get_model_variables()))
 
     with tf.device(deploy_config.optimizer_device()):
         learning_rate = _learning_rate(config, dataset.num_samples, global_step)
         optimizer = optimization.make_optimizer(config.optimizer, learning_rate,
                                                 **config.optimizer_params)
+        if config.sync_replicas:
+            # As in the original trainer, the averages move with each aggregated
+            # update, which the chief alone applies.
+            optimizer = tf.train.SyncReplicasOptimizer(
+                optimizer, replicas_to_aggregate=_replicas_to_aggregate(config),
+                total_num_replicas=config.cluster_role.num_workers, variable_averages=averages,
+                variables_to_average=slim.get_model_variables() if averages else None)
         tf.summary.scalar('learning_rate', learning_rate)
 
     total_loss, gradients = model_deploy.optimize_clones(
@@ -180,7 +296,7 @@ def _build_training_graph(config: TrainConfig) -> _TrainingGraph:
         step_after_train = global_step.read_value()
 
     fine_tune = None
-    if config.checkpoint_path and not tf.train.latest_checkpoint(config.train_dir):
+    if is_chief and config.checkpoint_path and not tf.train.latest_checkpoint(config.train_dir):
         try:
             fine_tune = checkpoints.FineTuneRestore(
                 config.checkpoint_path, config.checkpoint_exclude_scopes,
@@ -192,19 +308,48 @@ def _build_training_graph(config: TrainConfig) -> _TrainingGraph:
         learning_rate=learning_rate,
         summary_op=_merged_summaries(clones),
         init_op=tf.group(tf.global_variables_initializer(), tf.local_variables_initializer()),
+        local_init_op=tf.local_variables_initializer(),
+        readiness=None if is_chief else _readiness(),
+        sync=_sync_ops(optimizer, config) if config.sync_replicas else None,
         fine_tune=fine_tune, dataset=dataset,
         images_per_step=config.batch_size * config.num_clones)
 
 
-def _input_batches(config, dataset, default_image_size):
+def _readiness():
+    readiness = _Readiness(
+        ready_op=tf.report_uninitialized_variables(),
+        ready_for_local_init_op=tf.report_uninitialized_variables(tf.global_variables()))
+    # A worker that gives up before the chief is ready never runs ready_op; TensorFlow
+    # would then warn about it at exit, after the worker's error message.
+    readiness.ready_op.mark_used()
+    readiness.ready_for_local_init_op.mark_used()
+    return readiness
+
+
+def _sync_ops(optimizer, config):
+    # The optimizer builds its own readiness check for hooks the trainer does not use;
+    # _Readiness covers it.
+    optimizer.ready_for_local_init_op.mark_used()
+    tokens_per_step = max(config.cluster_role.num_workers, _replicas_to_aggregate(config))
+    return _SyncOps(
+        chief_init_op=optimizer.chief_init_op,
+        init_tokens_op=optimizer.get_init_tokens_op(),
+        update_op=optimizer.get_chief_queue_runner().enqueue_ops[0],
+        release_tokens_op=optimizer.get_init_tokens_op(num_tokens=tokens_per_step),
+        local_step_init_op=optimizer.local_step_init_op)
+
+
+def _input_batches(config, dataset, default_image_size, replica_id):
     preprocess_fn = preprocessing_factory.get_preprocessing(
         config.preprocessing_name or config.model_name, is_training=True,
         use_grayscale=config.use_grayscale)
     image_size = config.train_image_size or default_image_size
+    # Each worker of a cluster shuffles differently, so they train on different batches.
+    seed = None if config.seed is None else config.seed + replica_id
     batches = input_pipeline.build_dataset(
         dataset, preprocess_fn, image_size, config.batch_size, is_training=True,
         num_readers=config.num_readers, num_parallel_calls=config.num_preprocessing_threads,
-        seed=config.seed, deterministic=config.deterministic, labels_offset=config.labels_offset)
+        seed=seed, deterministic=config.deterministic, labels_offset=config.labels_offset)
     return tf.data.make_one_shot_iterator(batches)
 
 
@@ -246,10 +391,11 @@ def _merged_summaries(clones):
 
 
 def _learning_rate(config, num_samples, global_step):
-    decay_steps = optimization.decay_steps_per(num_samples, config.batch_size * config.num_clones,
+    # A synchronous step applies the batches of replicas_to_aggregate workers.
+    images_per_step = config.batch_size * config.num_clones * _replicas_to_aggregate(config)
+    decay_steps = optimization.decay_steps_per(num_samples, images_per_step,
                                                config.num_epochs_per_decay)
-    warmup_steps = (optimization.decay_steps_per(num_samples,
-                                                 config.batch_size * config.num_clones,
+    warmup_steps = (optimization.decay_steps_per(num_samples, images_per_step,
                                                  config.warmup_epochs)
                     if config.warmup_epochs else 0)
     return optimization.make_learning_rate(
@@ -278,11 +424,90 @@ def _clip_by_global_norm(gradients, clip_norm):
     return list(zip(clipped, variables))
 
 
+@contextlib.contextmanager
+def _chief_session(master, settings, saver, model, config):
+    """A session whose variables this process initialised or restored.
+
+    With sync_replicas it also runs the aggregated updates in a thread, which
+    ends when the session closes.
+    """
+    sess = tf.Session(master, config=settings)
+    updates = None
+    try:
+        _restore_or_initialize(sess, saver, model, config)
+        if model.sync is not None:
+            sess.run(model.sync.chief_init_op)
+            sess.run(model.sync.init_tokens_op)
+            updates = _SyncUpdates(sess, model.sync.update_op)
+        yield sess
+    finally:
+        if updates is not None:
+            updates.stopping.set()
+        sess.close()
+        if updates is not None:
+            updates.join()
+
+
+@contextlib.contextmanager
+def _worker_session(master, settings, saver, model, config):
+    """A session on variables that the chief made ready; waits for it at most the timeout."""
+    del saver  # the chief alone restores and saves
+    role = config.cluster_role
+    manager = tf.train.SessionManager(
+        local_init_op=model.local_init_op, ready_op=model.readiness.ready_op,
+        ready_for_local_init_op=model.readiness.ready_for_local_init_op, recovery_wait_secs=1)
+    log.info('Waiting for the chief (%s) to initialise the variables', role.chief_address)
+    try:
+        sess = manager.wait_for_session(master, settings,
+                                        max_wait_secs=config.cluster_timeout_secs)
+    except tf.errors.DeadlineExceededError:
+        raise TrainingError(
+            '%s waited %g s for the chief at %s to initialise the variables; start the chief '
+            '(task 0) or raise --cluster_timeout_secs'
+            % (role.describe(), config.cluster_timeout_secs, role.chief_address)) from None
+    try:
+        if model.sync is not None:
+            sess.run(model.sync.local_step_init_op)
+        yield sess
+    finally:
+        sess.close()
+
+
+class _SyncUpdates:
+    """Runs the chief's aggregated updates of sync_replicas in a thread.
+
+    Each run waits for replicas_to_aggregate fresh gradients, applies their
+    average, increments the global step and hands every worker a token to start
+    its next step. The thread ends when the session closes and cancels the run
+    in flight; `stopping` tells that apart from a failure.
+    """
+
+    def __init__(self, sess, update_op):
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(sess, update_op),
+                                        name='sync_updates', daemon=True)
+        self._thread.start()
+
+    def _run(self, sess, update_op):
+        while not self.stopping.is_set():
+            try:
+                sess.run(update_op)
+            except (tf.errors.OpError, RuntimeError) as error:
+                if not self.stopping.is_set():
+                    log.error('Aggregated updates stopped: %s',
+                              getattr(error, 'message', str(error)).splitlines()[0])
+                return
+
+    def join(self):
+        self._thread.join(timeout=30)
+
+
 def _restore_or_initialize(sess, saver, model, config):
     latest = tf.train.latest_checkpoint(config.train_dir)
     if latest:
         _check_resumable(latest, sess.graph)
         saver.restore(sess, latest)
+        sess.run(model.local_init_op)
         step = sess.run(model.global_step)
         log.info('Resuming from %s at step %d', latest, step)
         if config.checkpoint_path:
@@ -333,57 +558,122 @@ class _StopSignals:
             signal.signal(signum, handler)
 
 
-def _run_loop(sess, saver, model, config) -> TrainResult:
-    summary_writer = tf.summary.FileWriter(config.train_dir, sess.graph)
-    checkpoint_prefix = os.path.join(config.train_dir, 'model.ckpt')
+def _run_loop(sess, saver, model, config, is_chief) -> TrainResult:
+    records = _Records(sess, saver, config) if is_chief else _NoRecords()
     step = sess.run(model.global_step)
-    last_checkpoint = tf.train.latest_checkpoint(config.train_dir)
-    last_save = time.monotonic()
-    last_summary = None  # the first step writes summaries
     window = _Throughput(model.images_per_step)
     stopped_by = 'max_number_of_steps'
     with _StopSignals() as signals:
         while config.max_number_of_steps is None or step < config.max_number_of_steps:
             final_step = (config.max_number_of_steps is not None
                           and step + 1 >= config.max_number_of_steps)
-            write_summary = (last_summary is None or final_step or signals.received
-                             or time.monotonic() - last_summary >= config.save_summaries_secs)
+            write_summary = records.summary_due(final_step or signals.received is not None)
             fetches = [model.train_op, model.step_after_train, model.learning_rate]
             if write_summary:
                 fetches.append(model.summary_op)
-            results = _run_step(sess, fetches, model.dataset)
+            results = _run_step(sess, fetches, model.dataset, config.cluster_role)
             loss, step, learning_rate = results[:3]
             window.add_step()
             if not np.isfinite(loss):
                 raise TrainingError(
                     'loss is %s at step %d: training stopped without saving; the last good '
                     'checkpoint (%s) is kept. Lower --learning_rate or set --clip_gradient_norm.'
-                    % (loss, step, last_checkpoint or 'none yet'))
+                    % (loss, step, records.last_good_checkpoint()))
             if write_summary:
-                summary_writer.add_summary(results[3], step)
-                summary_writer.add_summary(window.summary(), step)
-                last_summary = time.monotonic()
+                records.write_summaries(results[3], window, step)
             if step % config.log_every_n_steps == 0:
                 _log_progress(step, loss, learning_rate, window, config.max_number_of_steps)
             if signals.received:
                 stopped_by = signals.received
-                log.info('%s received: saving a checkpoint at step %d and stopping',
-                         stopped_by, step)
+                log.info('%s received: %s at step %d and stopping', stopped_by,
+                         records.final_action, step)
                 break
-            if time.monotonic() - last_save >= config.save_interval_secs:
-                last_checkpoint = saver.save(sess, checkpoint_prefix, global_step=step)
-                last_save = time.monotonic()
-        if last_checkpoint is None or not last_checkpoint.endswith('-%d' % step):
-            last_checkpoint = saver.save(sess, checkpoint_prefix, global_step=step)
-    summary_writer.add_summary(window.summary(), step)
-    summary_writer.close()
-    log.info('Stopped at step %d (%s); checkpoint %s', step, stopped_by, last_checkpoint)
-    return TrainResult(global_step=int(step), checkpoint=last_checkpoint, stopped_by=stopped_by)
+            records.save_if_due(step)
+        checkpoint = records.finish(step, window)
+    if model.sync is not None and is_chief:
+        # Workers waiting for an aggregated update that will not come get a token:
+        # they see the final global step, or a stop signal of their own, and stop;
+        # others push one more gradient and wait for the chief to come back.
+        sess.run(model.sync.release_tokens_op)
+    log.info('Stopped at step %d (%s); checkpoint %s', step, stopped_by,
+             checkpoint or 'written by the chief')
+    return TrainResult(global_step=int(step), checkpoint=checkpoint, stopped_by=stopped_by)
 
 
-def _run_step(sess, fetches, dataset):
+class _Records:
+    """The chief's checkpoints and summaries, each written when its interval is due."""
+
+    final_action = 'saving a checkpoint'
+
+    def __init__(self, sess, saver, config):
+        self._sess = sess
+        self._saver = saver
+        self._writer = tf.summary.FileWriter(config.train_dir, sess.graph)
+        self._prefix = os.path.join(config.train_dir, 'model.ckpt')
+        self._save_interval_secs = config.save_interval_secs
+        self._summaries_interval_secs = config.save_summaries_secs
+        self._last_checkpoint = tf.train.latest_checkpoint(config.train_dir)
+        self._last_save = time.monotonic()
+        self._last_summary = None  # the first step writes summaries
+
+    def last_good_checkpoint(self) -> str:
+        return self._last_checkpoint or 'none yet'
+
+    def summary_due(self, forced: bool) -> bool:
+        return (forced or self._last_summary is None
+                or time.monotonic() - self._last_summary >= self._summaries_interval_secs)
+
+    def write_summaries(self, summary, window, step):
+        self._writer.add_summary(summary, step)
+        self._writer.add_summary(window.summary(), step)
+        self._last_summary = time.monotonic()
+
+    def save_if_due(self, step):
+        if time.monotonic() - self._last_save >= self._save_interval_secs:
+            self._last_checkpoint = self._saver.save(self._sess, self._prefix, global_step=step)
+            self._last_save = time.monotonic()
+
+    def finish(self, step, window) -> str:
+        """Saves the final step unless already saved; returns the last checkpoint."""
+        if self._last_checkpoint is None or not self._last_checkpoint.endswith('-%d' % step):
+            self._last_checkpoint = self._saver.save(self._sess, self._prefix, global_step=step)
+        self._writer.add_summary(window.summary(), step)
+        self._writer.close()
+        return self._last_checkpoint
+
+
+class _NoRecords:
+    """What a worker other than the chief writes: nothing."""
+
+    final_action = 'leaving the checkpoint to the chief'
+
+    def last_good_checkpoint(self) -> str:
+        return "the chief's latest"
+
+    def summary_due(self, forced: bool) -> bool:
+        del forced
+        return False
+
+    def write_summaries(self, summary, window, step):
+        del summary, window, step
+
+    def save_if_due(self, step):
+        del step
+
+    def finish(self, step, window) -> None:
+        del step, window
+
+
+def _run_step(sess, fetches, dataset, role):
     try:
         return sess.run(fetches)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
+        if role is None:
+            raise
+        raise TrainingError(
+            'lost the cluster during a step: %s; restart what stopped, then this worker (the '
+            'chief resumes from its last checkpoint)'
+            % cluster.explain_lost_cluster(role, error.message)) from None
     except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
         if _LABEL_CHECK in error.message:
             raise TrainingError(
