@@ -1,4 +1,4 @@
-"""Installs the slim image classification framework and its four commands."""
+"""Installs the slim image classification framework and its commands."""
 
 from setuptools import find_packages, setup
 
