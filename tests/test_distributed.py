@@ -105,30 +105,6 @@ def _first_summary_loss(train_dir):
     return min(events)[1]
 
 
-def _test_split_loss(checkpoint, dataset_dir, moving_average_decay=None):
-    """Mean cross-entropy of LeNet on the digits test split, computed here from scratch."""
-    with tf.Graph().as_default():
-        dataset = dataset_factory.get_dataset('digits', 'test', dataset_dir)
-        batches = input_pipeline.build_dataset(
-            dataset, preprocessing_factory.get_preprocessing('lenet'), 28, 100,
-            is_training=False)
-        images, labels = input_pipeline.one_shot_batch(batches)
-        logits, _ = nets_factory.get_network_fn('lenet', 10)(images)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        variables = (tf.train.ExponentialMovingAverage(moving_average_decay)
-                     .variables_to_restore() if moving_average_decay else tf.global_variables())
-        with tf.Session() as sess:
-            tf.train.Saver(variables).restore(sess, checkpoint)
-            values = []
-            while True:
-                try:
-                    values.extend(sess.run(losses))
-                except tf.errors.OutOfRangeError:
-                    break
-    assert len(values) == dataset.num_samples
-    return float(np.mean(values))
-
-
 # --- Processes on 127.0.0.1 ----------------------------------------------------
 
 
@@ -158,7 +134,7 @@ def test_async_workers_train_and_a_restarted_worker_rejoins(digits_dir, tmp_path
     assert local_cluster.wait('worker1', 60) == 0, local_cluster.log('worker1')[-3000:]
     assert _logged_steps(local_cluster.log('worker1')), 'the restarted worker did not train'
     assert helpers.checkpoint_step(train_dir) >= 600
-    final_loss = _test_split_loss(tf.train.latest_checkpoint(train_dir), digits_dir)
+    final_loss = helpers.digits_test_loss(tf.train.latest_checkpoint(train_dir), digits_dir)
     assert final_loss < 0.5 * min(CHANCE_LOSS, _first_summary_loss(train_dir))
 
 
@@ -184,9 +160,9 @@ def test_sync_workers_through_the_launcher_average_gradients_and_weights(digits_
     assert len(averaged) == 8 and 'LeNet/fc4/weights/ExponentialMovingAverage' in averaged
     assert not any('sync_rep_local_step' in name for name in values)
     first_loss = min(CHANCE_LOSS, _first_summary_loss(train_dir))
-    assert _test_split_loss(checkpoint, digits_dir) < 0.5 * first_loss
+    assert helpers.digits_test_loss(checkpoint, digits_dir) < 0.5 * first_loss
     # The averages moved with the aggregated updates: they predict well too.
-    assert _test_split_loss(checkpoint, digits_dir, moving_average_decay=0.9) < 0.5 * first_loss
+    assert helpers.digits_test_loss(checkpoint, digits_dir, moving_average_decay=0.9) < 0.5 * first_loss
 
 
 def test_unreachable_ps_from_tf_config_is_one_line_within_the_timeout(digits_dir, tmp_path):

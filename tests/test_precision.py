@@ -8,7 +8,6 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from tests import training_helpers as helpers
-from tests.test_train import _test_accuracy
 from training import session_config, trainer
 
 ACCURACY_STEPS = 600
@@ -56,7 +55,7 @@ def test_lenet_holds_accuracy_in_bf16_with_float32_checkpoints(digits_dir, tmp_p
                                                 max_number_of_steps=ACCURACY_STEPS))
     assert result.global_step == ACCURACY_STEPS
     _assert_float32_checkpoint(result.checkpoint)
-    assert _test_accuracy(result.checkpoint, digits_dir) >= 0.95
+    assert helpers.digits_test_accuracy(result.checkpoint, digits_dir) >= 0.95
 
 
 def test_lenet_holds_accuracy_with_xla_compiled_training(digits_dir, tmp_path):
@@ -76,7 +75,7 @@ def test_lenet_holds_accuracy_with_xla_compiled_training(digits_dir, tmp_path):
     checkpoint = tf.train.latest_checkpoint(str(tmp_path))
     assert checkpoint.endswith('-%d' % ACCURACY_STEPS)
     _assert_float32_checkpoint(checkpoint)
-    assert _test_accuracy(checkpoint, digits_dir) >= 0.95
+    assert helpers.digits_test_accuracy(checkpoint, digits_dir) >= 0.95
 
 
 def test_unknown_precision_is_one_clear_error():

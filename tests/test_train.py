@@ -11,43 +11,11 @@ from tests import training_helpers as helpers
 from training import trainer
 
 
-def _test_accuracy(checkpoint, dataset_dir, moving_average_decay=None):
-    """Top-1 accuracy of LeNet on the digits test split, counted independently of eval code."""
-    from datasets import dataset_factory, input_pipeline
-    from nets import nets_factory
-    from preprocessing import preprocessing_factory
-    with tf.Graph().as_default():
-        dataset = dataset_factory.get_dataset('digits', 'test', dataset_dir)
-        batches = input_pipeline.build_dataset(
-            dataset, preprocessing_factory.get_preprocessing('lenet'), 28, 100,
-            is_training=False)
-        images, labels = input_pipeline.one_shot_batch(batches)
-        logits, _ = nets_factory.get_network_fn('lenet', 10)(images)
-        correct = tf.equal(tf.argmax(logits, 1), labels)
-        variables = slim_variables_to_restore(moving_average_decay)
-        with tf.Session() as sess:
-            tf.train.Saver(variables).restore(sess, checkpoint)
-            hits = []
-            while True:
-                try:
-                    hits.extend(sess.run(correct))
-                except tf.errors.OutOfRangeError:
-                    break
-    assert len(hits) == dataset.num_samples
-    return float(np.mean(hits))
-
-
-def slim_variables_to_restore(moving_average_decay):
-    if moving_average_decay:
-        return tf.train.ExponentialMovingAverage(moving_average_decay).variables_to_restore()
-    return tf.global_variables()
-
-
 def test_lenet_reaches_95_percent_on_digits(digits_dir, tmp_path):
     result = trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=600))
     assert result.global_step == 600
     assert result.stopped_by == 'max_number_of_steps'
-    assert _test_accuracy(result.checkpoint, digits_dir) >= 0.95
+    assert helpers.digits_test_accuracy(result.checkpoint, digits_dir) >= 0.95
 
 
 def test_tensorboard_events_hold_loss_and_learning_rate(digits_dir, tmp_path):
@@ -74,7 +42,7 @@ def test_moving_averages_are_saved_and_restorable(digits_dir, tmp_path):
     assert len(averaged) == 8
     assert not np.array_equal(values['LeNet/fc4/weights'],
                               values['LeNet/fc4/weights/ExponentialMovingAverage'])
-    assert _test_accuracy(result.checkpoint, digits_dir, moving_average_decay=0.9) > 0.8
+    assert helpers.digits_test_accuracy(result.checkpoint, digits_dir, moving_average_decay=0.9) > 0.8
 
 
 def test_resume_continues_the_global_step(digits_dir, tmp_path):
@@ -151,7 +119,7 @@ def test_two_cpu_clones_train(digits_dir, tmp_path):
     values = helpers.checkpoint_values(result.checkpoint)
     assert result.global_step == 40
     assert not any(name.startswith('clone_') for name in values)
-    assert _test_accuracy(result.checkpoint, digits_dir) > 0.5
+    assert helpers.digits_test_accuracy(result.checkpoint, digits_dir) > 0.5
 
 
 @pytest.mark.parametrize('optimizer', ['adadelta', 'adagrad', 'ftrl', 'momentum', 'rmsprop'])

@@ -74,3 +74,51 @@ def lenet_config(train_dir, dataset_dir, **overrides):
                   save_summaries_secs=3600, seed=1)
     values.update(overrides)
     return trainer.TrainConfig(**values)
+
+
+def lenet_on_digits_test_split(checkpoint, dataset_dir, per_example_fn,
+                               moving_average_decay=None):
+    """Mean of `per_example_fn(logits, labels)` over the digits test split, for a LeNet checkpoint.
+
+    Computed here with the factories and a plain Saver, independently of the evaluation code;
+    `moving_average_decay` restores the averaged weights instead of the raw ones.
+    """
+    from datasets import dataset_factory, input_pipeline
+    from nets import nets_factory
+    from preprocessing import preprocessing_factory
+    with tf.Graph().as_default():
+        dataset = dataset_factory.get_dataset('digits', 'test', dataset_dir)
+        batches = input_pipeline.build_dataset(
+            dataset, preprocessing_factory.get_preprocessing('lenet'), 28, 100,
+            is_training=False)
+        images, labels = input_pipeline.one_shot_batch(batches)
+        logits, _ = nets_factory.get_network_fn('lenet', 10)(images)
+        values = per_example_fn(logits, labels)
+        variables = (tf.train.ExponentialMovingAverage(moving_average_decay)
+                     .variables_to_restore() if moving_average_decay else tf.global_variables())
+        with tf.Session() as sess:
+            tf.train.Saver(variables).restore(sess, checkpoint)
+            collected = []
+            while True:
+                try:
+                    collected.extend(sess.run(values))
+                except tf.errors.OutOfRangeError:
+                    break
+    assert len(collected) == dataset.num_samples
+    return float(np.mean(collected))
+
+
+def digits_test_accuracy(checkpoint, dataset_dir, moving_average_decay=None):
+    """Top-1 accuracy of a LeNet checkpoint on the digits test split."""
+    return lenet_on_digits_test_split(
+        checkpoint, dataset_dir, lambda logits, labels: tf.equal(tf.argmax(logits, 1), labels),
+        moving_average_decay)
+
+
+def digits_test_loss(checkpoint, dataset_dir, moving_average_decay=None):
+    """Mean cross-entropy of a LeNet checkpoint on the digits test split."""
+    return lenet_on_digits_test_split(
+        checkpoint, dataset_dir,
+        lambda logits, labels: tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits),
+        moving_average_decay)
