@@ -12,6 +12,7 @@ from collections.abc import Callable
 import tensorflow.compat.v1 as tf
 
 from slim_compat import slim
+from tf_slim.ops import arg_scope as arg_scope_lib
 
 _FC_DEPTH = 4096
 
@@ -64,10 +65,9 @@ def classifier_head(net: tf.Tensor,
         end_points['%s/%s' % (scope_name, name)] = tensor
         return tensor
 
-    net = add('fc6', slim.conv2d(net, _FC_DEPTH, fc6_kernel_size, padding=fc6_padding,
-                                 scope='fc6'))
+    net = add('fc6', _fully_connected_conv(net, _FC_DEPTH, fc6_kernel_size, fc6_padding, 'fc6'))
     net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope='dropout6')
-    net = add('fc7', slim.conv2d(net, _FC_DEPTH, [1, 1], scope='fc7'))
+    net = add('fc7', _fully_connected_conv(net, _FC_DEPTH, [1, 1], 'SAME', 'fc7'))
     if global_pool:
         net = end_points['global_pool'] = tf.reduce_mean(
             net, [1, 2], keepdims=True, name='global_pool')
@@ -78,13 +78,51 @@ def classifier_head(net: tf.Tensor,
     if logits_biases_initializer is not None:
         # Passed only when given: an explicit None would drop the biases altogether.
         logits_options['biases_initializer'] = logits_biases_initializer
-    logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None,
-                         scope='fc8', **logits_options)
+    logits = _fully_connected_conv(net, num_classes, [1, 1], 'SAME', 'fc8', activation_fn=None,
+                                   normalizer_fn=None, **logits_options)
     if spatial_squeeze:
         logits = squeeze_spatial(logits, name='fc8/squeezed')
     add('fc8', logits)
     end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
     return logits
+
+
+def _fully_connected_conv(net: tf.Tensor, num_outputs: int, kernel_size: list[int],
+                          padding: str, scope: str, **options) -> tf.Tensor:
+    """`slim.conv2d`, computed as a matrix multiply when the kernel covers the whole map.
+
+    The variables are those `slim.conv2d` makes (same names, shapes, initialisers and
+    regularisers from the arg_scope), so the public checkpoints restore unchanged. Only the
+    arithmetic differs: oneDNN runs a k x k VALID convolution over a k x k map (VGG's fc6,
+    and the 1 x 1 fc7 and fc8) markedly slower than the same product as one matmul. The
+    convolution built alongside is never run: nothing consumes its output.
+    """
+    conv = slim.conv2d(net, num_outputs, kernel_size, padding=padding, scope=scope, **options)
+    height, width, channels = net.shape.as_list()[1:4]
+    settings = {**_conv2d_arg_scope(), **options}
+    covers_map = [height, width] == list(kernel_size) and (
+        padding == 'VALID' or list(kernel_size) == [1, 1])
+    if not covers_map or channels is None or settings.get('normalizer_fn') is not None:
+        return conv
+    with tf.variable_scope(scope, reuse=True):
+        weights = tf.get_variable('weights')
+        has_biases = settings.get('biases_initializer', True) is not None
+        biases = tf.get_variable('biases') if has_biases else None
+    with tf.name_scope(conv.op.name.rsplit('/', 1)[0] + '/dense/'):
+        flat = tf.reshape(net, [-1, height * width * channels])
+        outputs = tf.matmul(flat, tf.reshape(weights, [-1, num_outputs]))
+        if biases is not None:
+            outputs = tf.nn.bias_add(outputs, biases)
+        activation_fn = settings.get('activation_fn', tf.nn.relu)
+        if activation_fn is not None:
+            outputs = activation_fn(outputs)
+        return tf.reshape(outputs, [-1, 1, 1, num_outputs])
+
+
+def _conv2d_arg_scope() -> dict:
+    """The keyword arguments the enclosing arg_scopes give `slim.conv2d`."""
+    key = arg_scope_lib.arg_scope_func_key(slim.conv2d)
+    return dict(slim.current_arg_scope().get(key, {}))
 
 
 def squeeze_spatial(logits: tf.Tensor, name: str) -> tf.Tensor:
