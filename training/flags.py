@@ -21,7 +21,7 @@ def _at_least_zero(name: str) -> None:
                              message='--%s must be >= 0' % name)
 
 
-def define_dataset_flags(default_split: str) -> None:
+def define_dataset_flags(default_split: str, default_batch_size: int = 32) -> None:
     """Flags naming the data and how it is read (train, eval, export)."""
     flags.DEFINE_string('dataset_name', 'imagenet', 'The name of the dataset to load.')
     flags.DEFINE_string('dataset_split_name', default_split, 'The name of the split to use.')
@@ -32,7 +32,7 @@ def define_dataset_flags(default_split: str) -> None:
     flags.DEFINE_string('preprocessing_name', None,
                         'The preprocessing to use; by default the net\'s own.')
     flags.DEFINE_bool('use_grayscale', False, 'Convert images to grayscale before the net.')
-    flags.DEFINE_integer('batch_size', 32, 'The number of images in each batch.')
+    flags.DEFINE_integer('batch_size', default_batch_size, 'The number of images in each batch.')
     _positive('batch_size')
     _at_least_zero('labels_offset')
 
@@ -192,7 +192,8 @@ def split_scopes(value: str | None) -> list[str]:
 
 def define_eval_flags() -> None:
     """All flags of eval_image_classifier.py."""
-    define_dataset_flags(default_split='test')
+    # The original evaluation script read batches of 100.
+    define_dataset_flags(default_split='test', default_batch_size=100)
     define_model_flags()
     define_reader_flags()
     flags.DEFINE_string('checkpoint_path', '/tmp/tfmodel/', 'A checkpoint file, or a '
