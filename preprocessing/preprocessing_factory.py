@@ -21,6 +21,14 @@ from preprocessing import vgg_preprocessing
 
 # preprocessing_fn(image, output_height, output_width, **kwargs) -> float32 image
 PreprocessingFn = Callable[..., tf.Tensor]
+# crop_window_fn(image_shape int32 [3]) -> window int32 [offset_y, offset_x, height, width]
+CropWindowFn = Callable[[tf.Tensor], tf.Tensor]
+
+# Training preprocessings whose random crop can be drawn from the image's
+# shape before decoding, so that a JPEG need only be decoded in that window.
+_TRAINING_CROP_WINDOWS: dict[ModuleType, CropWindowFn] = {
+        inception_preprocessing: inception_preprocessing.sample_crop_window,
+}
 
 _PREPROCESSINGS: dict[str, ModuleType] = {
         'cifarnet': cifarnet_preprocessing,
@@ -116,3 +124,26 @@ def get_preprocessing(name: str, is_training: bool = False,
                                        use_grayscale=grayscale_output, **kwargs)
 
     return preprocessing_fn
+
+
+def get_training_crop_window(name: str) -> CropWindowFn | None:
+    """The training crop of `name`'s preprocessing, drawn from an image's shape alone.
+
+    An input pipeline that crops each image to this window before it is
+    decoded whole (`input_pipeline.build_dataset(crop_window_fn=...)`) must
+    then call the training preprocessing with `crop_image=False`; the images
+    are distributed as with the preprocessing's own crop.
+
+    Args:
+      name: a preprocessing or network name, as for `get_preprocessing`.
+
+    Returns:
+      `fn(image_shape) -> [offset_y, offset_x, height, width]`, or None when
+      the preprocessing has no such crop (lenet, cifarnet and vgg crop after
+      resizing or padding the whole image).
+
+    Raises:
+      ValueError: if `name` is neither a preprocessing nor a network name.
+    """
+    module, _ = _resolve(name)
+    return _TRAINING_CROP_WINDOWS.get(module)

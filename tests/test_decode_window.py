@@ -9,7 +9,8 @@ import tensorflow.compat.v1 as tf
 from sklearn.datasets import load_sample_images
 
 from datasets import dataset_factory, input_pipeline
-from preprocessing import inception_preprocessing
+from preprocessing import inception_preprocessing, preprocessing_factory
+from training import trainer
 
 HEIGHT, WIDTH = 48, 64
 NUM_CLASSES = 3
@@ -96,15 +97,61 @@ def test_windows_hold_the_pixels_of_a_full_decode(tmp_path, formats):
     np.testing.assert_array_equal(labels, np.arange(len(formats)) % NUM_CLASSES)
 
 
+def _function_ops(graph):
+    """The op types inside the graph's functions (where tf.data's map functions live)."""
+    return {node.op for function in graph.as_graph_def().library.function
+            for node in function.node_def}
+
+
 def test_jpeg_records_use_the_fused_decode_and_crop(tmp_path):
     dataset, _ = _write_dataset(str(tmp_path), [b'jpeg'])
     with tf.Graph().as_default() as graph:
         input_pipeline.one_shot_batch(input_pipeline.build_dataset(
             dataset, _as_float, (HEIGHT // 2, WIDTH // 2), batch_size=1, is_training=False,
             crop_window_fn=_quarter_window))
-        ops = {node.op for function in graph.as_graph_def().library.function
-               for node in function.node_def}
-    assert 'DecodeAndCropJpeg' in ops
+    assert 'DecodeAndCropJpeg' in _function_ops(graph)
+
+
+@pytest.mark.parametrize('name', ['inception', 'inception_v1', 'inception_v3', 'inception_v4'])
+def test_inception_preprocessing_offers_its_crop_window(name):
+    assert (preprocessing_factory.get_training_crop_window(name)
+            is inception_preprocessing.sample_crop_window)
+
+
+@pytest.mark.parametrize('name', ['vgg', 'vgg_16', 'lenet', 'cifarnet', 'alexnet_v2'])
+def test_other_preprocessings_have_no_crop_window(name):
+    assert preprocessing_factory.get_training_crop_window(name) is None
+
+
+def test_crop_window_of_an_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"^unknown preprocessing 'inceptoin'.*inception"):
+        preprocessing_factory.get_training_crop_window('inceptoin')
+
+
+def _trainer_batches(directory, model_name):
+    """One training batch from the trainer's own input pipeline; and its graph."""
+    dataset, _ = _write_dataset(directory, [b'jpeg'] * 4)
+    config = trainer.TrainConfig(train_dir=directory, dataset_dir=directory, dataset_name='win',
+                                 model_name=model_name, train_image_size=32, batch_size=2,
+                                 num_readers=1, seed=1)
+    with tf.Graph().as_default() as graph:
+        images, _ = trainer._input_batches(config, dataset, 224, replica_id=0).get_next()
+        with tf.Session() as session:
+            batch = session.run(images)
+    return batch, graph
+
+
+def test_the_trainer_decodes_only_the_crop_window_for_inception_nets(tmp_path):
+    batch, graph = _trainer_batches(str(tmp_path), 'inception_v1')
+    assert 'DecodeAndCropJpeg' in _function_ops(graph)
+    assert batch.shape == (2, 32, 32, 3)
+    assert -1.0 <= batch.min() < batch.max() <= 1.0
+
+
+def test_the_trainer_decodes_whole_images_for_vgg(tmp_path):
+    batch, graph = _trainer_batches(str(tmp_path), 'vgg_16')
+    assert 'DecodeAndCropJpeg' not in _function_ops(graph)
+    assert batch.shape == (2, 32, 32, 3)
 
 
 def test_labels_offset_applies_to_windowed_records(tmp_path):

@@ -27,6 +27,7 @@ are asynchronous unless `sync_replicas`, where the chief applies the average of
 import contextlib
 import dataclasses
 import datetime
+import functools
 import logging
 import os
 import signal
@@ -340,16 +341,22 @@ def _sync_ops(optimizer, config):
 
 
 def _input_batches(config, dataset, default_image_size, replica_id):
+    preprocessing_name = config.preprocessing_name or config.model_name
     preprocess_fn = preprocessing_factory.get_preprocessing(
-        config.preprocessing_name or config.model_name, is_training=True,
-        use_grayscale=config.use_grayscale)
+        preprocessing_name, is_training=True, use_grayscale=config.use_grayscale)
+    # Where the random crop can be drawn before decoding, a JPEG is decoded
+    # only inside it; the preprocessing then crops no further.
+    crop_window_fn = preprocessing_factory.get_training_crop_window(preprocessing_name)
+    if crop_window_fn is not None:
+        preprocess_fn = functools.partial(preprocess_fn, crop_image=False)
     image_size = config.train_image_size or default_image_size
     # Each worker of a cluster shuffles differently, so they train on different batches.
     seed = None if config.seed is None else config.seed + replica_id
     batches = input_pipeline.build_dataset(
         dataset, preprocess_fn, image_size, config.batch_size, is_training=True,
         num_readers=config.num_readers, num_parallel_calls=config.num_preprocessing_threads,
-        seed=seed, deterministic=config.deterministic, labels_offset=config.labels_offset)
+        seed=seed, deterministic=config.deterministic, labels_offset=config.labels_offset,
+        crop_window_fn=crop_window_fn)
     return tf.data.make_one_shot_iterator(batches)
 
 
