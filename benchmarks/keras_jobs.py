@@ -3,9 +3,9 @@
 The model is the Keras build of the same architecture (`bench_nets.keras_model`:
 keras.applications VGG16 / InceptionV3, a Sequential LeNet). The data is the
 same TFRecords through the same tf.data pipeline and preprocessing as our
-trainer's (`input_pipeline.build_dataset` with the net's training
-preprocessing, the trainer's default reader and preprocessing threads), so the
-two sides differ only in what runs the model. The optimizer is SGD with
+trainer's (`trainer.training_batches` with the net's training preprocessing,
+the trainer's default reader and preprocessing threads), so the two sides
+differ only in what runs the model. The optimizer is SGD with
 momentum, as our trainer's `--optimizer=momentum`.
 
 The job prints one JSON line: per window of `--log_every` steps, the images
@@ -24,10 +24,9 @@ import common  # noqa: F401  (sets sys.path and logging first)
 import keras
 
 from bench_nets import keras_model
-from datasets import dataset_factory, input_pipeline
+from datasets import dataset_factory
 from nets import nets_factory
-from preprocessing import preprocessing_factory
-from training import session_config
+from training import session_config, trainer
 
 # Our trainer's defaults for --num_readers and --num_preprocessing_threads.
 NUM_READERS = 4
@@ -60,10 +59,9 @@ def train(args: argparse.Namespace) -> dict:
     """Fits the Keras model for `args.steps` steps; returns the timed windows."""
     keras.mixed_precision.set_global_policy(KERAS_POLICIES[args.precision])
     dataset = dataset_factory.get_dataset(args.dataset_name, 'train', args.dataset_dir)
-    batches = input_pipeline.build_dataset(
-        dataset, preprocessing_factory.get_preprocessing(args.model_name, is_training=True),
-        args.image_size, args.batch_size, is_training=True, num_readers=NUM_READERS,
-        num_parallel_calls=NUM_PREPROCESSING_THREADS)
+    batches = trainer.training_batches(dataset, args.model_name, args.image_size,
+                                       args.batch_size, num_readers=NUM_READERS,
+                                       num_parallel_calls=NUM_PREPROCESSING_THREADS)
     channels = nets_factory.get_network_spec(args.model_name).num_channels
     model = keras_model(args.model_name, (args.image_size, args.image_size, channels),
                         dataset.num_classes)

@@ -49,8 +49,7 @@ import bench_input_pipeline
 import compute
 from datasets import dataset_factory, input_pipeline
 from nets import nets_factory
-from preprocessing import preprocessing_factory
-from training import session_config
+from training import session_config, trainer
 
 BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCHMARKS)
@@ -271,10 +270,9 @@ def pipeline_images_per_sec(plan: NetPlan, dataset_dir: str, min_seconds: float)
     """Our trainer's input pipeline alone (same call, same threads), in images/sec."""
     with tf.Graph().as_default() as graph:
         dataset = dataset_factory.get_dataset(plan.dataset_name, 'train', dataset_dir)
-        batches = input_pipeline.build_dataset(
-            dataset, preprocessing_factory.get_preprocessing(plan.model_name, is_training=True),
-            _image_size(plan), plan.batch_size, is_training=True, num_readers=NUM_READERS,
-            num_parallel_calls=NUM_PREPROCESSING_THREADS)
+        batches = trainer.training_batches(dataset, plan.model_name, _image_size(plan),
+                                           plan.batch_size, num_readers=NUM_READERS,
+                                           num_parallel_calls=NUM_PREPROCESSING_THREADS)
         images, labels = input_pipeline.one_shot_batch(batches)
         # A small fetch: the iterator still makes whole batches, but none is copied out.
         consumed = tf.reduce_sum(images[:, 0, 0, 0]) + tf.cast(tf.reduce_sum(labels), tf.float32)

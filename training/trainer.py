@@ -341,23 +341,43 @@ def _sync_ops(optimizer, config):
 
 
 def _input_batches(config, dataset, default_image_size, replica_id):
-    preprocessing_name = config.preprocessing_name or config.model_name
+    # Each worker of a cluster shuffles differently, so they train on different batches.
+    seed = None if config.seed is None else config.seed + replica_id
+    batches = training_batches(
+        dataset, config.preprocessing_name or config.model_name,
+        config.train_image_size or default_image_size, config.batch_size,
+        use_grayscale=config.use_grayscale, num_readers=config.num_readers,
+        num_parallel_calls=config.num_preprocessing_threads, seed=seed,
+        deterministic=config.deterministic, labels_offset=config.labels_offset)
+    return tf.data.make_one_shot_iterator(batches)
+
+
+def training_batches(dataset: slim.dataset.Dataset, preprocessing_name: str, image_size: int,
+                     batch_size: int, use_grayscale: bool = False,
+                     **pipeline_args) -> tf.data.Dataset:
+    """The trainer's input: shuffled, preprocessed batches repeated without end.
+
+    Where the preprocessing's random crop can be drawn before decoding
+    (`preprocessing_factory.get_training_crop_window`), a JPEG is decoded
+    only inside it and the preprocessing crops no further.
+
+    Args:
+      dataset: a Dataset from `dataset_factory.get_dataset`.
+      preprocessing_name: a preprocessing or network name.
+      image_size: height and width of the images.
+      batch_size: examples per batch.
+      use_grayscale: 1-channel images whatever the network.
+      **pipeline_args: further arguments of `input_pipeline.build_dataset`
+        (num_readers, num_parallel_calls, seed, deterministic, labels_offset).
+    """
     preprocess_fn = preprocessing_factory.get_preprocessing(
-        preprocessing_name, is_training=True, use_grayscale=config.use_grayscale)
-    # Where the random crop can be drawn before decoding, a JPEG is decoded
-    # only inside it; the preprocessing then crops no further.
+        preprocessing_name, is_training=True, use_grayscale=use_grayscale)
     crop_window_fn = preprocessing_factory.get_training_crop_window(preprocessing_name)
     if crop_window_fn is not None:
         preprocess_fn = functools.partial(preprocess_fn, crop_image=False)
-    image_size = config.train_image_size or default_image_size
-    # Each worker of a cluster shuffles differently, so they train on different batches.
-    seed = None if config.seed is None else config.seed + replica_id
-    batches = input_pipeline.build_dataset(
-        dataset, preprocess_fn, image_size, config.batch_size, is_training=True,
-        num_readers=config.num_readers, num_parallel_calls=config.num_preprocessing_threads,
-        seed=seed, deterministic=config.deterministic, labels_offset=config.labels_offset,
-        crop_window_fn=crop_window_fn)
-    return tf.data.make_one_shot_iterator(batches)
+    return input_pipeline.build_dataset(dataset, preprocess_fn, image_size, batch_size,
+                                        is_training=True, crop_window_fn=crop_window_fn,
+                                        **pipeline_args)
 
 
 def _checked_labels(labels, num_classes):
