@@ -12,13 +12,17 @@ figure is the sum over its workers. The rows:
 * 1 ps + 1 worker: the same step as `local`, its variables read and updated
   through a parameter server; the difference in ms/step is the round-trip
   overhead of the parameter server;
-* 1 ps + 2 workers, async and sync (`--sync_replicas`).
+* 1 ps + 2 workers, async and sync (`--sync_replicas`);
+* with `--gpu_clones=N` on a GPU machine, also N clones, one per GPU
+  (`--num_clones=N`; add `--split_gpu` to split one GPU into N logical ones
+  with `--virtual_gpus=N`). `local` then runs on the first GPU.
 
 All processes share this machine's cores, so extra workers add throughput only
 where cores sit idle: on a 2-core machine expect little or none.
 
     python benchmarks/bench_distributed.py
     python benchmarks/bench_distributed.py --dataset_dir=/tmp/digits --steps=1000 --batch_size=16
+    python benchmarks/bench_distributed.py --gpu_clones=2 --model_name=inception_v1 --batch_size=32
 """
 
 import argparse
@@ -82,6 +86,12 @@ def measure(args: argparse.Namespace, name: str, extra: list[str],
     return rate, workers
 
 
+def _clones(flags: list[str]) -> int:
+    """The --num_clones among a run's flags (1 if absent)."""
+    values = [int(flag.split('=', 1)[1]) for flag in flags if flag.startswith('--num_clones=')]
+    return values[-1] if values else 1
+
+
 def convert_digits(directory: str) -> str:
     run(['download_and_convert_data.py', '--dataset_name=digits',
          '--dataset_dir=' + directory])
@@ -99,6 +109,10 @@ def main():
                         help='Global steps of each run.')
     parser.add_argument('--skip_steps', type=int, default=50,
                         help='Steps left out at the start of each worker.')
+    parser.add_argument('--gpu_clones', type=int, default=0,
+                        help='Also measure this many clones, one per GPU (0: no GPU row).')
+    parser.add_argument('--split_gpu', action='store_true',
+                        help='Place the --gpu_clones on logical GPUs split from the first one.')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if args.dataset_dir is None:
@@ -108,12 +122,17 @@ def main():
                 ('1 ps + 1 worker', [], (1, 1)),
                 ('1 ps + 2 workers async', [], (1, 2)),
                 ('1 ps + 2 workers sync', ['--sync_replicas'], (1, 2))]
-        results = [(name, *measure(args, name, extra, cluster))
+        if args.gpu_clones:
+            flags = ['--num_clones=%d' % args.gpu_clones]
+            if args.split_gpu:
+                flags.append('--virtual_gpus=%d' % args.gpu_clones)
+            runs.append(('%d GPU clones' % args.gpu_clones, flags, None))
+        results = [(name, _clones(extra), *measure(args, name, extra, cluster))
                    for name, extra, cluster in runs]
-    local_rate = results[0][1]
+    local_rate = results[0][2]
     rows = []
-    for name, rate, workers in results:
-        images_per_worker_step = args.batch_size * (2 if 'clones' in name else 1)
+    for name, clones, rate, workers in results:
+        images_per_worker_step = args.batch_size * clones
         ms_per_step = 1000.0 * images_per_worker_step * workers / rate
         rows.append([name, rate, rate / local_rate, ms_per_step])
     print('\n%s, batch %d per clone, %d steps, %d CPU cores\n'

@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 'benchmarks'))
 
+import bench_distributed  # noqa: E402
 import compute  # noqa: E402
 import run_all  # noqa: E402
 
@@ -65,3 +66,21 @@ def test_our_trainer_log_gives_one_window_per_progress_line(digits_dir, tmp_path
     assert run.images_per_sec > 0
     # TensorFlow alone keeps more than 100 MB resident.
     assert run.peak_rss_mb > 100
+
+
+def test_distributed_runs_count_the_images_of_every_clone():
+    assert bench_distributed._clones([]) == 1
+    assert bench_distributed._clones(['--num_clones=2', '--clone_on_cpu']) == 2
+    assert bench_distributed._clones(['--num_clones=4', '--virtual_gpus=4']) == 4
+
+
+def test_distributed_rates_sum_the_workers_after_the_start_up_steps():
+    log = '\n'.join(['[worker %d] INFO train: step %d: loss 1.0000, learning rate 0.01, %s '
+                     'images/sec' % (worker, step, rate)
+                     for worker, step, rate in [(0, 1, '5.0'), (0, 2, '100.0'), (0, 3, '100.0'),
+                                                (1, 1, '7.0'), (1, 2, '50.0'), (1, 3, '50.0')]])
+    rate, workers = bench_distributed.images_per_sec(log, skip_steps=1)
+    assert workers == 2
+    assert rate == pytest.approx(150.0)
+    with pytest.raises(RuntimeError, match='too few logged steps'):
+        bench_distributed.images_per_sec(log, skip_steps=3)

@@ -334,6 +334,28 @@ def test_two_cpu_clones_match_one_clone_on_the_same_images(digits_dir):
         np.testing.assert_allclose(two_grads[name], grad, rtol=1e-3, atol=1e-5)
 
 
+_CONVOLUTIONS = ('Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput')
+
+
+def test_gpu_clones_compute_on_their_gpu_with_inputs_and_variables_on_the_cpu(digits_dir,
+                                                                              tmp_path):
+    # The graph of `--num_clones=2` is built, not run: placement needs no GPU to check.
+    config = helpers.lenet_config(tmp_path, digits_dir, num_clones=2)
+    with tf.Graph().as_default() as graph:
+        trainer._build_training_graph(config, is_chief=True)
+    devices = {}
+    for op in graph.get_operations():
+        scope = op.name.split('/')[0] if op.name.startswith('clone_') else 'shared'
+        devices.setdefault((scope, op.type), set()).add(op.device)
+    for clone in (0, 1):
+        for op_type in _CONVOLUTIONS:
+            assert devices[('clone_%d' % clone, op_type)] == {'/device:GPU:%d' % clone}
+        # Each clone takes its own batch from the one input pipeline, on the CPU.
+        assert devices[('clone_%d' % clone, 'IteratorGetNext')] == {'/device:CPU:0'}
+    assert devices[('shared', 'VarHandleOp')] == {'/device:CPU:0'}
+    assert devices[('shared', 'ResourceApplyMomentum')] == {'/device:CPU:0'}
+
+
 def test_virtual_gpus_are_harmless_without_a_gpu(digits_dir, tmp_path, caplog):
     has_gpu = bool(tf.config.list_physical_devices('GPU'))
     caplog.set_level('INFO', logger='train')
