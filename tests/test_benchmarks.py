@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 'benchmarks'))
 
+import bench_conv_kernels  # noqa: E402
 import bench_distributed  # noqa: E402
 import compute  # noqa: E402
 import run_all  # noqa: E402
@@ -84,3 +85,14 @@ def test_distributed_rates_sum_the_workers_after_the_start_up_steps():
     assert rate == pytest.approx(150.0)
     with pytest.raises(RuntimeError, match='too few logged steps'):
         bench_distributed.images_per_sec(log, skip_steps=3)
+
+
+def test_conv_kernel_bound_takes_the_convolutions_that_run():
+    lenet = bench_conv_kernels.net_convolutions('lenet', batch_size=2)
+    assert [conv.filter_shape for conv in lenet] == [(5, 5, 1, 32), (5, 5, 32, 64)]
+    assert [conv.needs_input_gradient for conv in lenet] == [False, True]
+    assert lenet[0].flops == _conv_flops(28, 5, 1, 32) * 2
+    # VGG-16's 13 convolutions; its head's fully connected layers run as matmuls.
+    vgg = bench_conv_kernels.net_convolutions('vgg_16', batch_size=1)
+    assert len(vgg) == 13
+    assert sum(conv.flops for conv in vgg) == pytest.approx(2 * 15.35e9, rel=0.01)
