@@ -10,11 +10,13 @@ step from below: no framework running these kernels can train faster.
 The table puts each side's whole training step (as in bench_nets.py: same
 random batch, SGD with momentum, no input pipeline) against that bound, and
 gives the largest ratio over Keras that any framework running these kernels
-could reach. The kernels' own rate is given as a fraction of the float32
-matrix-multiply peak measured in the same run.
+could reach. The kernels' own rate is given as a fraction of the
+matrix-multiply peak of the same precision, measured in the same run. In bf16
+the kernels run on bfloat16 tensors, our step under `--precision=bf16`'s
+rewrite and Keras's under its `mixed_bfloat16` policy.
 
     python benchmarks/bench_conv_kernels.py
-    python benchmarks/bench_conv_kernels.py --nets inception_v3 --rounds 3
+    python benchmarks/bench_conv_kernels.py --nets inception_v3 --rounds 3 --precision bf16
 """
 
 import argparse
@@ -24,6 +26,7 @@ import time
 import numpy as np
 
 import common  # noqa: F401  (sets sys.path and logging first)
+import keras
 import tensorflow.compat.v1 as tf
 
 import bench_nets
@@ -32,6 +35,8 @@ from nets import nets_factory
 from training import session_config
 
 DEFAULT_BATCH = {'vgg_16': 4, 'inception_v3': 8, 'lenet': 64}
+_DTYPES = {'float32': tf.float32, 'bf16': tf.bfloat16}
+_KERAS_POLICIES = {'float32': 'float32', 'bf16': 'mixed_bfloat16'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,14 +90,16 @@ def _ops_needed_for(tensor: tf.Tensor) -> set[tf.Operation]:
     return needed
 
 
-def kernel_seconds(convolutions: list[Convolution], rounds: int, runs: int) -> float:
+def kernel_seconds(convolutions: list[Convolution], rounds: int, runs: int,
+                   precision: str = 'float32') -> float:
     """The best over rounds of the summed time of every forward and backward kernel."""
+    dtype = _DTYPES[precision]
     with tf.Graph().as_default():
         fetches = []
         for conv in convolutions:
-            data = tf.Variable(tf.random.normal(conv.input_shape))
-            kernel = tf.Variable(tf.random.normal(conv.filter_shape) * 0.05)
-            gradient = tf.Variable(tf.random.normal(conv.output_shape))
+            data = tf.Variable(tf.cast(tf.random.normal(conv.input_shape), dtype))
+            kernel = tf.Variable(tf.cast(tf.random.normal(conv.filter_shape) * 0.05, dtype))
+            gradient = tf.Variable(tf.cast(tf.random.normal(conv.output_shape), dtype))
             ops = [tf.nn.conv2d(data, kernel, conv.strides, conv.padding),
                    tf.raw_ops.Conv2DBackpropFilter(
                        input=data, filter_sizes=conv.filter_shape, out_backprop=gradient,
@@ -118,19 +125,25 @@ def kernel_seconds(convolutions: list[Convolution], rounds: int, runs: int) -> f
     return best
 
 
-def training_steps_per_second(name: str, batch_size: int, rounds: int) -> dict[str, float]:
+def training_steps_per_second(name: str, batch_size: int, rounds: int,
+                              precision: str = 'float32') -> dict[str, float]:
     """Whole training steps per second of our net and of Keras's, as bench_nets measures."""
     spec = nets_factory.get_network_spec(name)
     size = spec.default_image_size
     rng = np.random.RandomState(0)
     images = rng.uniform(-1, 1, [batch_size, size, size, spec.num_channels]).astype(np.float32)
     labels = rng.randint(0, spec.default_num_classes, [batch_size]).astype(np.int64)
-    ours, _, session = bench_nets.slim_runners(name, images, labels, spec.default_num_classes,
-                                               (0, 0))
-    keras, _ = bench_nets.keras_runners(name, images, labels, spec.default_num_classes)
+    ours, _, session = bench_nets.slim_runners(
+        name, images, labels, spec.default_num_classes, (0, 0),
+        config=session_config.make_session_config(precision))
+    keras.mixed_precision.set_global_policy(_KERAS_POLICIES[precision])
+    try:
+        theirs, _ = bench_nets.keras_runners(name, images, labels, spec.default_num_classes)
+    finally:
+        keras.mixed_precision.set_global_policy('float32')
     rates = {'ours': 0.0, 'keras': 0.0}
     for _ in range(rounds):
-        for side, step in (('ours', ours), ('keras', keras)):
+        for side, step in (('ours', ours), ('keras', theirs)):
             rates[side] = max(rates[side], common.items_per_second(step, 1, 1, 3))
     session.close()
     return rates
@@ -142,23 +155,24 @@ def main():
                         choices=sorted(DEFAULT_BATCH))
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--runs', type=int, default=3, help='timed runs of each kernel per round')
+    parser.add_argument('--precision', choices=sorted(_DTYPES), default='float32')
     args = parser.parse_args()
-    peak = compute.matmul_peak('float32')
+    peak = compute.matmul_peak(args.precision)
     rows = []
     for name in args.nets:
         batch_size = DEFAULT_BATCH[name]
         convolutions = net_convolutions(name, batch_size)
-        seconds = kernel_seconds(convolutions, args.rounds, args.runs)
+        seconds = kernel_seconds(convolutions, args.rounds, args.runs, args.precision)
         flops = sum(conv.flops * (3 if conv.needs_input_gradient else 2)
                     for conv in convolutions)
-        steps = training_steps_per_second(name, batch_size, args.rounds)
+        steps = training_steps_per_second(name, batch_size, args.rounds, args.precision)
         bound = 1.0 / seconds
         rows.append([name, batch_size, len(convolutions), flops / seconds / 1e9 / peak.gflops,
                      bound * batch_size, steps['ours'] * batch_size,
                      steps['keras'] * batch_size, steps['ours'] / bound,
                      steps['keras'] / bound, bound / steps['keras']])
         print('measured', name, flush=True)
-    print('\nfloat32 matmul peak: %.0f GFLOP/s\n' % peak.gflops)
+    print('\n%s matmul peak: %.0f GFLOP/s\n' % (args.precision, peak.gflops))
     common.print_table(['net', 'batch', 'convs', 'kernels / peak', 'bound img/s', 'ours img/s',
                         'keras img/s', 'ours / bound', 'keras / bound', 'most over keras'],
                        rows)

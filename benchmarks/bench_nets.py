@@ -50,8 +50,11 @@ def keras_model(name, input_shape, classes):
                                     classifier_activation=None)
 
 
-def slim_runners(name, images, labels, classes, threads):
-    """Session-run closures for one training step and one inference batch."""
+def slim_runners(name, images, labels, classes, threads, config=None):
+    """Session-run closures for one training step and one inference batch.
+
+    `config` is the session's ConfigProto; None gives plain float32 with `threads`.
+    """
     graph = tf.Graph()
     with graph.as_default():
         image_tensor = tf.constant(images)
@@ -64,7 +67,7 @@ def slim_runners(name, images, labels, classes, threads):
         train_op = slim.learning.create_train_op(loss, optimizer)
         eval_fn = nets_factory.get_network_fn(name, classes, is_training=False)
         eval_logits, _ = eval_fn(image_tensor, reuse=True, **kwargs)
-        session = tf.compat.v1.Session(config=common.session_config(*threads))
+        session = tf.compat.v1.Session(config=config or common.session_config(*threads))
         session.run(tf.compat.v1.global_variables_initializer())
     return (lambda: session.run(train_op)), (lambda: session.run(eval_logits)), session
 

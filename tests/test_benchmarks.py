@@ -96,3 +96,11 @@ def test_conv_kernel_bound_takes_the_convolutions_that_run():
     vgg = bench_conv_kernels.net_convolutions('vgg_16', batch_size=1)
     assert len(vgg) == 13
     assert sum(conv.flops for conv in vgg) == pytest.approx(2 * 15.35e9, rel=0.01)
+
+
+@pytest.mark.parametrize('precision', ['float32', 'bf16'])
+def test_conv_kernels_time_every_convolution_in_both_precisions(precision):
+    lenet = bench_conv_kernels.net_convolutions('lenet', batch_size=2)
+    first = bench_conv_kernels.kernel_seconds(lenet[:1], rounds=3, runs=2, precision=precision)
+    both = bench_conv_kernels.kernel_seconds(lenet, rounds=3, runs=2, precision=precision)
+    assert 0 < first < both < 10
