@@ -10,7 +10,7 @@ from absl import flags
 
 from datasets import input_pipeline
 from evaluation import evaluator, metrics
-from training import checkpoints, cli
+from training import checkpoints, cli, session_config
 from training import flags as shared_flags
 
 shared_flags.define_eval_flags()
@@ -30,7 +30,8 @@ def config_from_flags(values) -> evaluator.EvalConfig:
         batch_size=values.batch_size, max_num_batches=values.max_num_batches,
         moving_average_decay=values.moving_average_decay, num_readers=values.num_readers,
         num_preprocessing_threads=values.num_preprocessing_threads,
-        eval_interval_secs=values.eval_interval_secs or 0, timeout=values.timeout)
+        eval_interval_secs=values.eval_interval_secs or 0, timeout=values.timeout,
+        session_config=session_config.make_session_config(values.precision, values.xla))
 
 
 def _report(results: dict) -> None:

@@ -1,5 +1,6 @@
-"""--precision=bf16 and --xla: the math really changes, accuracy holds, checkpoints stay float32."""
+"""--precision bf16 and float16, and --xla: the math changes, accuracy holds, float32 checkpoints."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from tests import training_helpers as helpers
-from training import session_config, trainer
+from training import optimization, session_config, trainer
 
 ACCURACY_STEPS = 600
 # TensorFlow logs this once per process when it runs an XLA-compiled cluster.
@@ -102,3 +103,92 @@ def test_thread_counts_reach_the_config():
     config = session_config.make_session_config(intra_op_threads=3, inter_op_threads=1)
     assert config.intra_op_parallelism_threads == 3
     assert config.inter_op_parallelism_threads == 1
+
+
+def test_float16_runs_the_convolution_on_half_inputs():
+    # Without a GPU the rewrite emulates float16 with casts around the CPU kernels.
+    nodes = _traced_nodes(session_config.make_session_config('float16'))
+    casts = [name for name in nodes if 'CastToFp16' in name]
+    assert casts, sorted(nodes)
+    assert any(cast in nodes['Conv2D'] for cast in casts), nodes['Conv2D']
+    assert not any('Bf16' in name for name in nodes)
+
+
+def _scaled_step(gradient_value):
+    """One loss-scaled step of a variable at 1.0 whose gradient is `gradient_value`.
+
+    Returns (variable, global step, loss scale) before and after the step.
+    """
+    with tf.Graph().as_default():
+        variable = tf.Variable(1.0)
+        global_step = tf.train.get_or_create_global_step()
+        optimizer = optimization.with_loss_scaling(tf.train.GradientDescentOptimizer(0.5))
+        train_op = optimizer.minimize(variable * gradient_value, global_step=global_step)
+        fetches = [variable.read_value(), global_step.read_value(),
+                   optimization.loss_scale(optimizer)]
+        with tf.Session() as session:
+            session.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
+            before = session.run(fetches)
+            session.run(train_op)
+            return before, session.run(fetches)
+
+
+def test_loss_scaling_applies_finite_gradients_unscaled():
+    (value, step, scale), after = _scaled_step(2.0)
+    assert (value, step) == (1.0, 0) and scale > 1.0
+    # The gradient reaches the variable divided by the scale again: 1 - 0.5 * 2.
+    assert after == [0.0, 1, scale]
+
+
+def test_loss_scaling_skips_a_step_with_an_infinite_gradient_and_halves_the_scale():
+    (_, _, scale), after = _scaled_step(float('inf'))
+    assert after == [1.0, 0, scale / 2]
+
+
+def test_loss_scale_state_stays_out_of_checkpoints():
+    with tf.Graph().as_default():
+        tf.Variable(1.0, name='weights')
+        optimization.with_loss_scaling(tf.train.MomentumOptimizer(0.1, 0.9))
+        saved = {variable.op.name for variable in tf.global_variables()}
+        local = {variable.op.name for variable in tf.local_variables()}
+    assert saved == {'weights'}
+    assert len(local) == 2
+
+
+def test_lenet_holds_accuracy_in_float16_with_float32_checkpoints(digits_dir, tmp_path):
+    result = trainer.train(helpers.lenet_config(tmp_path, digits_dir, precision='float16',
+                                                max_number_of_steps=ACCURACY_STEPS))
+    assert result.global_step == ACCURACY_STEPS
+    _assert_float32_checkpoint(result.checkpoint)
+    assert helpers.digits_test_accuracy(result.checkpoint, digits_dir) >= 0.95
+    # A float16 checkpoint resumes in float32: the loss scale was never saved.
+    resumed = trainer.train(helpers.lenet_config(tmp_path, digits_dir,
+                                                 max_number_of_steps=ACCURACY_STEPS + 10))
+    assert resumed.global_step == ACCURACY_STEPS + 10
+
+
+def _command_line_evaluation(checkpoint, digits_dir, eval_dir, *flags):
+    """(accuracy, stderr) of eval_image_classifier.py with `flags`, TensorFlow's log shown."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(helpers.REPO, 'eval_image_classifier.py'),
+         '--checkpoint_path=' + checkpoint, '--dataset_name=digits', '--dataset_dir=' + digits_dir,
+         '--model_name=lenet', '--eval_dir=%s' % eval_dir, *flags],
+        cwd=helpers.REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '0'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(eval_dir, 'metrics.json')) as metrics_file:
+        return json.load(metrics_file)['accuracy'], result.stderr
+
+
+def test_evaluation_takes_the_precision_flags_and_agrees_with_float32(digits_dir, tmp_path):
+    result = trainer.train(helpers.lenet_config(tmp_path / 'train', digits_dir,
+                                                max_number_of_steps=150))
+    expected = helpers.digits_test_accuracy(result.checkpoint, digits_dir)
+    for flag, sign in (('--precision=bf16', None),
+                       ('--precision=float16', 'float16 is emulated on the CPU'),
+                       ('--xla', XLA_COMPILED_LINE)):
+        accuracy, stderr = _command_line_evaluation(result.checkpoint, digits_dir,
+                                                    tmp_path / flag.strip('-'), flag)
+        assert abs(accuracy - expected) <= 0.02, (flag, accuracy, expected)
+        if sign is not None and not tf.config.list_physical_devices('GPU'):
+            assert sign in stderr, (flag, stderr[-2000:])

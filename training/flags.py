@@ -51,7 +51,9 @@ def define_performance_flags() -> None:
     """Compute precision and JIT compilation (train, eval)."""
     flags.DEFINE_enum('precision', 'float32', session_config.PRECISIONS,
                       'Compute precision: bf16 uses bfloat16 math (oneDNN automatic mixed '
-                      'precision on CPUs); variables and checkpoints stay float32.')
+                      'precision on CPUs); float16 uses half-precision math with dynamic loss '
+                      'scaling on GPUs (emulated, slowly, without one); variables and '
+                      'checkpoints stay float32.')
     flags.DEFINE_bool('xla', False, 'Compile the graph with XLA (JIT).')
 
 
@@ -196,6 +198,7 @@ def define_eval_flags() -> None:
     define_dataset_flags(default_split='test', default_batch_size=100)
     define_model_flags()
     define_reader_flags()
+    define_performance_flags()
     flags.DEFINE_string('checkpoint_path', '/tmp/tfmodel/', 'A checkpoint file, or a '
                         'directory whose latest checkpoint is evaluated.')
     flags.DEFINE_string('eval_dir', '/tmp/tfmodel/', 'Where metrics.json, the confusion '

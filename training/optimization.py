@@ -94,3 +94,31 @@ def make_learning_rate(schedule: str, learning_rate: float, global_step, *,
         # FTRL divides by.
         rate = tf.where(step < warmup_steps, learning_rate * (step + 1.0) / warmup_steps, rate)
     return tf.identity(rate, name='scheduled_learning_rate')
+
+
+def with_loss_scaling(optimizer: tf.train.Optimizer) -> tf.train.Optimizer:
+    """`optimizer` with dynamic loss scaling, for training with float16 math.
+
+    The loss is multiplied by a scale before the gradients are taken and the
+    gradients divided by it after, so that small float16 gradients do not
+    underflow to zero. A step whose gradients are not all finite is skipped
+    (neither the variables nor the global step move) and the scale halves; it
+    doubles after 2000 finite steps in a row.
+
+    The scale's state lives in local variables: it is not checkpointed, so
+    checkpoints stay those of float32 training, and a resumed run finds its
+    scale again within a few steps.
+    """
+    graph = tf.get_default_graph()
+    existing = {id(variable) for variable in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)}
+    scaled = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, 'dynamic')
+    global_variables = graph.get_collection_ref(tf.GraphKeys.GLOBAL_VARIABLES)
+    for variable in [v for v in global_variables if id(v) not in existing]:
+        global_variables.remove(variable)
+        graph.add_to_collection(tf.GraphKeys.LOCAL_VARIABLES, variable)
+    return scaled
+
+
+def loss_scale(optimizer: tf.mixed_precision.MixedPrecisionLossScaleOptimizer) -> tf.Tensor:
+    """The current loss scale of a `with_loss_scaling` optimizer."""
+    return optimizer._loss_scale()  # pylint: disable=protected-access  (no public accessor)

@@ -273,6 +273,9 @@ def _build_training_graph(config: TrainConfig, is_chief: bool) -> _TrainingGraph
         learning_rate = _learning_rate(config, dataset.num_samples, global_step)
         optimizer = optimization.make_optimizer(config.optimizer, learning_rate,
                                                 **config.optimizer_params)
+        if config.precision == 'float16':
+            optimizer = optimization.with_loss_scaling(optimizer)
+            tf.summary.scalar('loss_scale', optimization.loss_scale(optimizer))
         if config.sync_replicas:
             # As in the original trainer, the averages move with each aggregated
             # update, which the chief alone applies.
