@@ -293,6 +293,14 @@ def test_sync_replicas_without_a_cluster_is_refused(tmp_path):
         trainer.train(helpers.lenet_config(tmp_path, str(tmp_path), replicas_to_aggregate=2))
 
 
+def test_float16_with_sync_replicas_is_refused(tmp_path):
+    role = cluster.resolve_role('127.0.0.1:1', '127.0.0.1:2,127.0.0.1:3', 'worker', 0, None)
+    with pytest.raises(ValueError, match=r'^--precision=float16 does not combine with '
+                                         r'--sync_replicas'):
+        trainer.train(helpers.lenet_config(tmp_path, str(tmp_path), sync_replicas=True,
+                                           precision='float16', cluster_role=role))
+
+
 # --- Clones and logical GPUs -----------------------------------------------------
 
 

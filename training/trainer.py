@@ -160,6 +160,10 @@ def _check_distribution(config):
     if config.sync_replicas and role is None:
         raise ValueError('--sync_replicas needs a cluster of workers: give --ps_hosts and '
                          '--worker_hosts, or TF_CONFIG')
+    if config.sync_replicas and config.precision == 'float16':
+        raise ValueError('--precision=float16 does not combine with --sync_replicas: the '
+                         'aggregated update cannot skip a step whose gradients overflow; use '
+                         'float32 or bf16, or asynchronous updates')
     if config.replicas_to_aggregate is not None and not config.sync_replicas:
         raise ValueError('--replicas_to_aggregate=%d applies only with --sync_replicas'
                          % config.replicas_to_aggregate)
