@@ -80,7 +80,7 @@ def test_lenet_holds_accuracy_with_xla_compiled_training(digits_dir, tmp_path):
 
 
 def test_unknown_precision_is_one_clear_error():
-    with pytest.raises(ValueError, match=r"^--precision must be one of float32, bf16; "
+    with pytest.raises(ValueError, match=r"^--precision must be one of float32, bf16, float16; "
                                          r"got 'fp16'$"):
         session_config.make_session_config('fp16')
 
@@ -89,7 +89,7 @@ def test_unknown_precision_flag_names_the_choices(tmp_path):
     result = helpers.run_command('train_image_classifier.py', '--precision=fp16',
                                  '--dataset_dir=%s' % tmp_path, check=False)
     assert result.returncode != 0
-    assert '--precision=fp16: value should be one of <float32|bf16>' in result.stderr
+    assert '--precision=fp16: value should be one of <float32|bf16|float16>' in result.stderr
 
 
 @pytest.mark.parametrize('name', ['intra_op_threads', 'inter_op_threads'])
