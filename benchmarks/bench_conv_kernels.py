@@ -35,8 +35,6 @@ from nets import nets_factory
 from training import session_config
 
 DEFAULT_BATCH = {'vgg_16': 4, 'inception_v3': 8, 'lenet': 64}
-_DTYPES = {'float32': tf.float32, 'bf16': tf.bfloat16}
-_KERAS_POLICIES = {'float32': 'float32', 'bf16': 'mixed_bfloat16'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +91,7 @@ def _ops_needed_for(tensor: tf.Tensor) -> set[tf.Operation]:
 def kernel_seconds(convolutions: list[Convolution], rounds: int, runs: int,
                    precision: str = 'float32') -> float:
     """The best over rounds of the summed time of every forward and backward kernel."""
-    dtype = _DTYPES[precision]
+    dtype = compute.DTYPES[precision]
     with tf.Graph().as_default():
         fetches = []
         for conv in convolutions:
@@ -136,7 +134,7 @@ def training_steps_per_second(name: str, batch_size: int, rounds: int,
     ours, _, session = bench_nets.slim_runners(
         name, images, labels, spec.default_num_classes, (0, 0),
         config=session_config.make_session_config(precision))
-    keras.mixed_precision.set_global_policy(_KERAS_POLICIES[precision])
+    keras.mixed_precision.set_global_policy(bench_nets.KERAS_POLICIES[precision])
     try:
         theirs, _ = bench_nets.keras_runners(name, images, labels, spec.default_num_classes)
     finally:
@@ -155,7 +153,7 @@ def main():
                         choices=sorted(DEFAULT_BATCH))
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--runs', type=int, default=3, help='timed runs of each kernel per round')
-    parser.add_argument('--precision', choices=sorted(_DTYPES), default='float32')
+    parser.add_argument('--precision', choices=list(compute.DTYPES), default='float32')
     args = parser.parse_args()
     peak = compute.matmul_peak(args.precision)
     rows = []

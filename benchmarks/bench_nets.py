@@ -26,6 +26,8 @@ KERAS_APPLICATIONS = {
     'inception_v3': keras.applications.InceptionV3,
 }
 DEFAULT_BATCH = {'lenet': 64, 'vgg_16': 4, 'vgg_19': 4, 'inception_v3': 4}
+# Keras's mixed precision policy for each of our --precision values the benchmarks compare.
+KERAS_POLICIES = {'float32': 'float32', 'bf16': 'mixed_bfloat16'}
 
 
 def keras_lenet(input_shape, classes):

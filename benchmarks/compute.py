@@ -20,6 +20,8 @@ from training import session_config
 
 # Forward plus the two backward products of every layer.
 TRAINING_TO_FORWARD_FLOPS = 3
+# The precisions the suite measures, with the dtype of their matrix products.
+DTYPES = {'float32': tf.float32, 'bf16': tf.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +49,13 @@ def matmul_peak(precision: str, size: int = 2048, min_seconds: float = 2.0,
     Raises:
       ValueError: for an unknown precision.
     """
-    dtypes = {'float32': tf.float32, 'bf16': tf.bfloat16}
-    if precision not in dtypes:
-        raise ValueError('precision must be one of %s; got %r' % (', '.join(dtypes), precision))
+    if precision not in DTYPES:
+        raise ValueError('precision must be one of %s; got %r' % (', '.join(DTYPES), precision))
     with tf.Graph().as_default():
         # Variables keep the inputs in memory; summing the product keeps the
         # fetch small, so the rate is the multiply's own.
-        left = tf.Variable(tf.cast(tf.random.normal([size, size]), dtypes[precision]))
-        right = tf.Variable(tf.cast(tf.random.normal([size, size]), dtypes[precision]))
+        left = tf.Variable(tf.cast(tf.random.normal([size, size]), DTYPES[precision]))
+        right = tf.Variable(tf.cast(tf.random.normal([size, size]), DTYPES[precision]))
         product = tf.reduce_sum(tf.cast(tf.matmul(left, right), tf.float32))
         config = session_config.make_session_config(intra_op_threads=intra_op_threads)
         with tf.Session(config=config) as session:

@@ -23,15 +23,14 @@ import time
 import common  # noqa: F401  (sets sys.path and logging first)
 import keras
 
-from bench_nets import keras_model
+from bench_nets import KERAS_POLICIES, keras_model
 from datasets import dataset_factory
 from nets import nets_factory
-from training import session_config, trainer
+from training import trainer
 
 # Our trainer's defaults for --num_readers and --num_preprocessing_threads.
 NUM_READERS = 4
 NUM_PREPROCESSING_THREADS = 4
-KERAS_POLICIES = {'float32': 'float32', 'bf16': 'mixed_bfloat16'}
 
 
 class WindowTimer(keras.callbacks.Callback):
@@ -83,7 +82,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--image_size', type=int, required=True)
     parser.add_argument('--steps', type=int, required=True)
     parser.add_argument('--log_every', type=int, required=True)
-    parser.add_argument('--precision', choices=session_config.PRECISIONS, default='float32')
+    parser.add_argument('--precision', choices=sorted(KERAS_POLICIES), default='float32')
     parser.add_argument('--learning_rate', type=float, default=1e-4)
     parser.add_argument('--momentum', type=float, default=0.9)
     return parser.parse_args()

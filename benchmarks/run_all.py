@@ -530,8 +530,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--quick', action='store_true', help='a short smoke run: LeNet only')
     parser.add_argument('--nets', nargs='+', choices=sorted(PLANS), default=None,
                         help='nets to run; all by default (lenet alone with --quick)')
-    parser.add_argument('--precisions', nargs='+', choices=session_config.PRECISIONS,
-                        default=list(session_config.PRECISIONS))
+    parser.add_argument('--precisions', nargs='+', choices=list(compute.DTYPES),
+                        default=list(compute.DTYPES))
     parser.add_argument('--rounds', type=int, default=1,
                         help='training runs of each side per net and precision; the fastest '
                              'is kept (a shared machine is noisy)')

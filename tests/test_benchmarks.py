@@ -104,3 +104,11 @@ def test_conv_kernels_time_every_convolution_in_both_precisions(precision):
     first = bench_conv_kernels.kernel_seconds(lenet[:1], rounds=3, runs=2, precision=precision)
     both = bench_conv_kernels.kernel_seconds(lenet, rounds=3, runs=2, precision=precision)
     assert 0 < first < both < 10
+
+
+def test_the_suite_runs_every_precision_it_can_compare_by_default(monkeypatch):
+    # float16 is a training precision, but neither a CPU matmul peak nor a Keras run here.
+    monkeypatch.setattr(sys, 'argv', ['run_all.py'])
+    precisions = run_all.parse_args().precisions
+    assert precisions == ['float32', 'bf16']
+    assert set(precisions) <= set(bench_conv_kernels.bench_nets.KERAS_POLICIES)
