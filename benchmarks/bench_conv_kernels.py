@@ -26,7 +26,6 @@ import time
 import numpy as np
 
 import common  # noqa: F401  (sets sys.path and logging first)
-import keras
 import tensorflow.compat.v1 as tf
 
 import bench_nets
@@ -126,19 +125,11 @@ def kernel_seconds(convolutions: list[Convolution], rounds: int, runs: int,
 def training_steps_per_second(name: str, batch_size: int, rounds: int,
                               precision: str = 'float32') -> dict[str, float]:
     """Whole training steps per second of our net and of Keras's, as bench_nets measures."""
-    spec = nets_factory.get_network_spec(name)
-    size = spec.default_image_size
-    rng = np.random.RandomState(0)
-    images = rng.uniform(-1, 1, [batch_size, size, size, spec.num_channels]).astype(np.float32)
-    labels = rng.randint(0, spec.default_num_classes, [batch_size]).astype(np.int64)
+    images, labels, classes = bench_nets.random_batch(name, batch_size)
     ours, _, session = bench_nets.slim_runners(
-        name, images, labels, spec.default_num_classes, (0, 0),
+        name, images, labels, classes, (0, 0),
         config=session_config.make_session_config(precision))
-    keras.mixed_precision.set_global_policy(bench_nets.KERAS_POLICIES[precision])
-    try:
-        theirs, _ = bench_nets.keras_runners(name, images, labels, spec.default_num_classes)
-    finally:
-        keras.mixed_precision.set_global_policy('float32')
+    theirs, _ = bench_nets.keras_runners(name, images, labels, classes, precision)
     rates = {'ours': 0.0, 'keras': 0.0}
     for _ in range(rounds):
         for side, step in (('ours', ours), ('keras', theirs)):

@@ -74,8 +74,16 @@ def slim_runners(name, images, labels, classes, threads, config=None):
     return (lambda: session.run(train_op)), (lambda: session.run(eval_logits)), session
 
 
-def keras_runners(name, images, labels, classes):
-    model = keras_model(name, images.shape[1:], classes)
+def keras_runners(name, images, labels, classes, precision='float32'):
+    """Closures for one Keras training step and one inference batch.
+
+    The model is built under the Keras policy matching `precision`.
+    """
+    keras.mixed_precision.set_global_policy(KERAS_POLICIES[precision])
+    try:
+        model = keras_model(name, images.shape[1:], classes)
+    finally:
+        keras.mixed_precision.set_global_policy('float32')
     model.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = tf.constant(images)
@@ -83,13 +91,19 @@ def keras_runners(name, images, labels, classes):
     return (lambda: model.train_on_batch(x, y)), (lambda: model.predict_on_batch(x))
 
 
-def measure(name, batch_size, warmup, steps, threads):
+def random_batch(name, batch_size):
+    """(images, labels, classes): a fixed random batch at the net's default size and classes."""
     spec = nets_factory.get_network_spec(name)
     size = spec.default_image_size
     classes = spec.default_num_classes
     rng = np.random.RandomState(0)
     images = rng.uniform(-1, 1, [batch_size, size, size, spec.num_channels]).astype(np.float32)
     labels = rng.randint(0, classes, [batch_size]).astype(np.int64)
+    return images, labels, classes
+
+
+def measure(name, batch_size, warmup, steps, threads):
+    images, labels, classes = random_batch(name, batch_size)
     slim_train, slim_infer, session = slim_runners(name, images, labels, classes, threads)
     keras_train, keras_infer = keras_runners(name, images, labels, classes)
     rates = {}
