@@ -171,12 +171,10 @@ def test_unreachable_ps_from_tf_config_is_one_line_within_the_timeout(digits_dir
                              'worker': ['127.0.0.1:%d' % worker_port]},
                  'task': {'type': 'worker', 'index': 0}}
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, os.path.join(helpers.REPO, 'train_image_classifier.py'),
-         *LENET_FLAGS, '--dataset_dir=' + digits_dir, '--train_dir=%s' % tmp_path,
-         '--cluster_timeout_secs=3'],
-        cwd=helpers.REPO, capture_output=True, text=True, timeout=120,
-        env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'TF_CONFIG': json.dumps(tf_config)})
+    result = helpers.run_command(
+        'train_image_classifier.py', *LENET_FLAGS, '--dataset_dir=' + digits_dir,
+        '--train_dir=%s' % tmp_path, '--cluster_timeout_secs=3', timeout=120, check=False,
+        env={'TF_CONFIG': json.dumps(tf_config)})
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (

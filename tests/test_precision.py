@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import tensorflow.compat.v1 as tf
@@ -62,16 +60,14 @@ def test_lenet_holds_accuracy_in_bf16_with_float32_checkpoints(digits_dir, tmp_p
 def test_lenet_holds_accuracy_with_xla_compiled_training(digits_dir, tmp_path):
     # Its own process: XLA's switch for CPUs is read when a process creates
     # its first device, which this test process has done already.
-    result = subprocess.run(
-        [sys.executable, os.path.join(helpers.REPO, 'train_image_classifier.py'), '--xla',
-         '--dataset_name=digits', '--dataset_dir=' + digits_dir, '--model_name=lenet',
-         '--train_dir=%s' % tmp_path, '--batch_size=32', '--optimizer=momentum',
-         '--learning_rate=0.01', '--learning_rate_decay_type=fixed', '--weight_decay=0',
-         '--num_readers=2', '--num_preprocessing_threads=2',
-         '--max_number_of_steps=%d' % ACCURACY_STEPS, '--log_every_n_steps=100'],
-        cwd=helpers.REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '0'})
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = helpers.run_command(
+        'train_image_classifier.py', '--xla',
+        '--dataset_name=digits', '--dataset_dir=' + digits_dir, '--model_name=lenet',
+        '--train_dir=%s' % tmp_path, '--batch_size=32', '--optimizer=momentum',
+        '--learning_rate=0.01', '--learning_rate_decay_type=fixed', '--weight_decay=0',
+        '--num_readers=2', '--num_preprocessing_threads=2',
+        '--max_number_of_steps=%d' % ACCURACY_STEPS, '--log_every_n_steps=100',
+        timeout=600, env={'TF_CPP_MIN_LOG_LEVEL': '0'})
     assert XLA_COMPILED_LINE in result.stderr
     checkpoint = tf.train.latest_checkpoint(str(tmp_path))
     assert checkpoint.endswith('-%d' % ACCURACY_STEPS)
@@ -169,13 +165,10 @@ def test_lenet_holds_accuracy_in_float16_with_float32_checkpoints(digits_dir, tm
 
 def _command_line_evaluation(checkpoint, digits_dir, eval_dir, *flags):
     """(accuracy, stderr) of eval_image_classifier.py with `flags`, TensorFlow's log shown."""
-    result = subprocess.run(
-        [sys.executable, os.path.join(helpers.REPO, 'eval_image_classifier.py'),
-         '--checkpoint_path=' + checkpoint, '--dataset_name=digits', '--dataset_dir=' + digits_dir,
-         '--model_name=lenet', '--eval_dir=%s' % eval_dir, *flags],
-        cwd=helpers.REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '0'})
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = helpers.run_command(
+        'eval_image_classifier.py', '--checkpoint_path=' + checkpoint, '--dataset_name=digits',
+        '--dataset_dir=' + digits_dir, '--model_name=lenet', '--eval_dir=%s' % eval_dir, *flags,
+        env={'TF_CPP_MIN_LOG_LEVEL': '0'})
     with open(os.path.join(eval_dir, 'metrics.json')) as metrics_file:
         return json.load(metrics_file)['accuracy'], result.stderr
 

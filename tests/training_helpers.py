@@ -12,11 +12,15 @@ import tensorflow.compat.v1 as tf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_command(script, *args, timeout=300, check=True):
-    """Runs one of the repository's commands; returns the CompletedProcess."""
+def run_command(script, *args, timeout=300, check=True, env=None):
+    """Runs one of the repository's commands; returns the CompletedProcess.
+
+    TensorFlow's own log is quiet (TF_CPP_MIN_LOG_LEVEL=2) unless `env`, which
+    is added to the environment, says otherwise.
+    """
     result = subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=REPO,
                             capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+                            env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError('%s failed (%d):\n%s' % (script, result.returncode,
                                                       result.stderr[-3000:]))
