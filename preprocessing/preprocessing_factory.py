@@ -13,6 +13,7 @@ from types import ModuleType
 
 import tensorflow.compat.v1 as tf
 
+from datasets.input_pipeline import CropWindowFn
 from nets import nets_factory
 from preprocessing import cifarnet_preprocessing
 from preprocessing import inception_preprocessing
@@ -21,8 +22,6 @@ from preprocessing import vgg_preprocessing
 
 # preprocessing_fn(image, output_height, output_width, **kwargs) -> float32 image
 PreprocessingFn = Callable[..., tf.Tensor]
-# crop_window_fn(image_shape int32 [3]) -> window int32 [offset_y, offset_x, height, width]
-CropWindowFn = Callable[[tf.Tensor], tf.Tensor]
 
 # Training preprocessings whose random crop can be drawn from the image's
 # shape before decoding, so that a JPEG need only be decoded in that window.
