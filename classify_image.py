@@ -1,38 +1,88 @@
-"""Prints the likeliest classes of images: classify_image.py --model_path=... a.jpg b.png
+"""Prints the likeliest classes of images: classify_image.py --model_path=M a.jpg b.png
 
 --model_path is a SavedModel directory, a frozen GraphDef or TFLite file from
-export_inference_graph.py, or a checkpoint file or directory. The images get
-the preprocessing of --model_name (a SavedModel preprocesses them itself).
-Class names come from --labels_file, by default labels.txt beside the model;
-a checkpoint needs one, since its lines give the class count.
+export_inference_graph.py, a checkpoint file, or a training directory (whose
+train_config.json gives the net, its preprocessing and its classes). Every
+image that can be read is classified; those that cannot are listed at the end,
+and the exit code is 1 if there were any.
 """
 
 import logging
+import sys
 
-import tensorflow.compat.v1 as tf
-from absl import flags
+from slim_classifier.cli import flags, runner
+from slim_classifier.runtime import run_config
+from slim_classifier.serving import metadata
+from slim_classifier.serving.config import ClassifyOptions
+from slim_classifier.serving.metadata import ExportMetadata
 
-from evaluation import classifier, labels
-from training import checkpoints, cli
-from training import flags as shared_flags
+SUMMARY = """Prints the likeliest classes of image files.
 
-shared_flags.define_classify_flags()
-FLAGS = flags.FLAGS
+  classify_image.py --model_path=MODEL photo.jpg [more.png ...]
+
+MODEL is an export (SavedModel, frozen GraphDef, TFLite) or a checkpoint / training
+directory; class names come from labels.txt beside it or from the training run."""
+
+flags.define_flags(ClassifyOptions)
 log = logging.getLogger('classify')
 
 
-def _class_names(values, kind: str) -> list[str] | None:
-    """Names by output from the labels file; None if there is none beside an export."""
-    path = values.labels_file or classifier.default_labels_file(values.model_path)
-    if values.labels_file is None and not tf.io.gfile.exists(path):
-        if kind == 'checkpoint':
-            raise ValueError('classifying with a checkpoint needs --labels_file (no %s): its '
-                             'lines give the class count' % path)
+def options_from_flags(values) -> tuple[ClassifyOptions, dict]:
+    """The options, with the run's defaults, and the run's saved record (or {})."""
+    given = flags.config_values(ClassifyOptions, values)
+    explicit = flags.explicit_flags(values)
+    run_config.check_agreement(given['model_path'],
+                               {name: given[name] for name in explicit if name in given})
+    given.update(run_config.inherited_values(given['model_path'], given, explicit))
+    run_dir = run_config.find_run_dir(given['model_path'])
+    return ClassifyOptions(**given), run_config.read_run_config(run_dir) if run_dir else {}
+
+
+def _class_names(options: ClassifyOptions, kind: str, run: dict,
+                 described: ExportMetadata | None) -> list[str] | None:
+    """Names by output: --labels_file, the export's metadata, labels.txt, else the dataset's."""
+    import tensorflow.compat.v1 as tf
+
+    from slim_classifier.serving import classifier, labels
+    if options.labels_file:
+        return labels.read_labels_file(options.labels_file, options.labels_offset)
+    if described is not None:
+        return described.class_names
+    path = classifier.default_labels_file(options.model_path)
+    if tf.io.gfile.exists(path):
+        return labels.read_labels_file(path, options.labels_offset)
+    if run or {'dataset_name', 'dataset_dir'} & flags.explicit_flags(flags.FLAGS):
+        return labels.dataset_classes(options.dataset_name, options.dataset_dir,
+                                      options.labels_offset)
+    if kind == 'checkpoint':
+        raise ValueError('classifying with a checkpoint needs --labels_file (no %s), or '
+                         '--dataset_name and --dataset_dir: they give the class count' % path)
+    return None
+
+
+def _export_metadata(options: ClassifyOptions, kind: str) -> ExportMetadata | None:
+    """The export's metadata, checked against the flags given; None for a checkpoint.
+
+    Raises:
+      ValueError: for a flag that contradicts the metadata, or a frozen graph or
+        TFLite file without metadata whose net nobody named.
+    """
+    if kind == 'checkpoint':
         return None
-    return labels.read_labels_file(path, values.labels_offset)
+    described = metadata.read(options.model_path)
+    explicit = flags.explicit_flags(flags.FLAGS)
+    if described is not None:
+        metadata.check_agreement(described, options.model_path,
+                                 {name: getattr(options, name) for name in explicit
+                                  if hasattr(options, name)})
+    elif kind != 'saved_model' and not {'model_name', 'preprocessing_name'} & explicit:
+        raise ValueError('%s has no metadata (%s): give the --model_name (or '
+                         '--preprocessing_name) it was exported from, or export it again'
+                         % (options.model_path, metadata.metadata_path(options.model_path)))
+    return described
 
 
-def _format(image_path: str, predictions: list[classifier.Prediction]) -> str:
+def _format(image_path: str, predictions) -> str:
     lines = [image_path]
     lines.extend('  %.5f  %s (%d)' % (prediction.probability, prediction.name,
                                       prediction.class_id) for prediction in predictions)
@@ -40,31 +90,47 @@ def _format(image_path: str, predictions: list[classifier.Prediction]) -> str:
 
 
 def main(argv):
+    from slim_classifier.serving import classifier
     image_paths = argv[1:]
-    if not FLAGS.model_path:
-        raise ValueError('--model_path is required: an export or a checkpoint')
     if not image_paths:
         raise ValueError('no image given: list image files after the flags')
-    kind = classifier.model_kind(FLAGS.model_path)
-    class_names = _class_names(FLAGS, kind)
+    options, run = options_from_flags(flags.FLAGS)
+    kind = classifier.model_kind(options.model_path)
+    described = _export_metadata(options, kind)
+    class_names = _class_names(options, kind, run, described)
     model = classifier.load_model(
-        FLAGS.model_path, FLAGS.model_name,
+        options.model_path, options.model_name,
         num_classes=len(class_names) if class_names else None,
-        preprocessing_name=FLAGS.preprocessing_name, image_size=FLAGS.image_size,
-        use_grayscale=FLAGS.use_grayscale, moving_average_decay=FLAGS.moving_average_decay)
+        preprocessing_name=(described.preprocessing_name if described
+                            else options.preprocessing_name), image_size=options.image_size,
+        use_grayscale=options.use_grayscale, moving_average_decay=options.moving_average_decay)
     log.info('Classifying with the %s %s', model.kind, model.path)
+    failed = []
     try:
         for image_path in image_paths:
-            probabilities = classifier.classify_file(model, image_path)
-            print(_format(image_path, classifier.top_k(probabilities, class_names, FLAGS.top_k)),
+            try:
+                probabilities = classifier.classify_file(model, image_path)
+            except (ValueError, OSError) as error:
+                failed.append('%s: %s' % (image_path, error))
+                continue
+            print(_format(image_path, classifier.top_k(probabilities, class_names, options.top_k)),
                   flush=True)
     finally:
         model.close()
+    if failed:
+        print('could not classify %d of %d images:\n  %s'
+              % (len(failed), len(image_paths), '\n  '.join(failed)), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _registered_nets():
+    from nets import nets_factory
+    return {'model_name': nets_factory.list_networks()}
 
 
 def run():
-    cli.add_user_error(checkpoints.CheckpointMismatch)
-    cli.run_main(main)
+    runner.run_command(main, SUMMARY, (ClassifyOptions,), choices=_registered_nets)
 
 
 if __name__ == '__main__':

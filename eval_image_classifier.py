@@ -1,66 +1,73 @@
-"""Evaluates a trained classifier: eval_image_classifier.py --checkpoint_path=... --model_name=...
+"""Evaluates a trained classifier: eval_image_classifier.py --checkpoint_path=RUN --eval_dir=E
 
 Writes <eval_dir>/metrics.json, <eval_dir>/confusion_matrix.png and TensorBoard
-summaries, and prints a short table. With --eval_interval_secs it keeps
-evaluating each new checkpoint in the --checkpoint_path directory until
---timeout seconds pass without one.
+summaries, and prints a short table. When --checkpoint_path is a training
+directory (or a checkpoint in one), the model and data options default to those
+of its train_config.json. With --eval_interval_secs it keeps evaluating each new
+checkpoint until --timeout seconds pass without one.
 """
 
-from absl import flags
+import os
 
-from datasets import input_pipeline
-from evaluation import evaluator, metrics
-from training import checkpoints, cli, session_config
-from training import flags as shared_flags
+from slim_classifier.cli import flags, runner
+from slim_classifier.evaluation.config import EvalConfig
+from slim_classifier.runtime import run_config
 
-shared_flags.define_eval_flags()
-FLAGS = flags.FLAGS
+SUMMARY = """Evaluates a checkpoint on one exact pass over a dataset split.
 
+  eval_image_classifier.py --checkpoint_path=RUN --eval_dir=EVAL [--dataset_split_name=test]
 
-def config_from_flags(values) -> evaluator.EvalConfig:
-    """The EvalConfig that a parsed flag set describes."""
-    if not values.dataset_dir:
-        raise ValueError('--dataset_dir is required: the directory holding the dataset')
-    return evaluator.EvalConfig(
-        checkpoint_path=values.checkpoint_path, eval_dir=values.eval_dir,
-        dataset_dir=values.dataset_dir, dataset_name=values.dataset_name,
-        dataset_split_name=values.dataset_split_name, model_name=values.model_name,
-        preprocessing_name=values.preprocessing_name, labels_offset=values.labels_offset,
-        use_grayscale=values.use_grayscale, eval_image_size=values.eval_image_size,
-        batch_size=values.batch_size, max_num_batches=values.max_num_batches,
-        moving_average_decay=values.moving_average_decay, num_readers=values.num_readers,
-        num_preprocessing_threads=values.num_preprocessing_threads,
-        eval_interval_secs=values.eval_interval_secs or 0, timeout=values.timeout,
-        session_config=session_config.make_session_config(values.precision, values.xla))
+RUN is a training directory (its train_config.json gives the net and the data) or a
+checkpoint; EVAL receives metrics.json, confusion_matrix.png and TensorBoard events."""
+
+flags.define_flags(EvalConfig)
 
 
-def _report(results: dict) -> None:
+def config_from_flags(values, session_config=None) -> EvalConfig:
+    """The EvalConfig that a parsed flag set describes, with the run's defaults."""
+    given = flags.config_values(EvalConfig, values)
+    explicit = flags.explicit_flags(values)
+    run_config.check_agreement(given['checkpoint_path'],
+                               {name: given[name] for name in explicit if name in given})
+    given.update(run_config.inherited_values(given['checkpoint_path'], given, explicit))
+    return EvalConfig(**given, session_config=session_config)
+
+
+def _report(results: dict, eval_dir: str) -> None:
+    from slim_classifier.evaluation import metrics
     print('%s (global step %s) on %s/%s' % (results['checkpoint'], results['global_step'],
                                             results['dataset_name'],
                                             results['dataset_split_name']))
     print(metrics.format_table(results), flush=True)
+    print('Metrics and the confusion matrix are in %s' % os.path.abspath(eval_dir))
 
 
 def main(argv):
     del argv
-    config = config_from_flags(FLAGS)
-    if FLAGS.eval_interval_secs is None:
-        _report(evaluator.evaluate(config))
+    from slim_classifier.evaluation import evaluator
+    from slim_classifier.runtime import session_config
+    values = flags.FLAGS
+    config = config_from_flags(
+        values, session_config.make_session_config(values.precision, values.xla))
+    if not config.eval_interval_secs:
+        _report(evaluator.evaluate(config), config.eval_dir)
         return
     evaluated = 0
     for results in evaluator.evaluate_new_checkpoints(config):
-        _report(results)
+        _report(results, config.eval_dir)
         evaluated += 1
     if not evaluated:
         raise evaluator.EvaluationError('no checkpoint appeared in %s within --timeout=%g '
                                         'seconds' % (config.checkpoint_path, config.timeout))
 
 
+def _registered_nets():
+    from nets import nets_factory
+    return {'model_name': nets_factory.list_networks()}
+
+
 def run():
-    cli.add_user_error(checkpoints.CheckpointMismatch)
-    cli.add_user_error(evaluator.EvaluationError)
-    cli.add_user_error(input_pipeline.DataError)
-    cli.run_main(main)
+    runner.run_command(main, SUMMARY, (EvalConfig,), choices=_registered_nets)
 
 
 if __name__ == '__main__':

@@ -1,50 +1,54 @@
-"""Exports a net for inference: python export_inference_graph.py --model_name=... --output_file=...
+"""Exports a net for inference: python export_inference_graph.py --checkpoint_path=RUN --output_file=F
 
 Without --checkpoint_path it writes the inference GraphDef, as the original
 tool did; with it, the weights are frozen into the graph. --export_format
 chooses a GraphDef (default), a SavedModel directory or a TFLite model.
-labels.txt is written beside the export, and the input and output node names
-are printed.
+When --checkpoint_path is a training directory (or a checkpoint in one), the
+model and data options default to those of its train_config.json.
 """
 
-from absl import flags
+import os
 
-from evaluation import exporter, labels
-from training import checkpoints, cli
-from training import flags as shared_flags
+from slim_classifier.cli import flags, runner
+from slim_classifier.runtime import run_config
+from slim_classifier.serving.config import ExportConfig
 
-shared_flags.define_export_flags()
-FLAGS = flags.FLAGS
+SUMMARY = """Exports a net for inference: a frozen GraphDef, a SavedModel or a TFLite model.
+
+  export_inference_graph.py --checkpoint_path=RUN --output_file=FILE [--export_format=tflite]
+
+RUN is a training directory (its train_config.json gives the net and the data) or a
+checkpoint; the export's metadata (net, preprocessing, input, class names) is written
+beside it as FILE.json (inside a SavedModel as export.json)."""
+
+flags.define_flags(ExportConfig)
 
 
-def config_from_flags(values) -> exporter.ExportConfig:
-    """The ExportConfig that a parsed flag set describes."""
-    if not values.output_file:
-        raise ValueError('--output_file is required: where to write the export')
-    return exporter.ExportConfig(
-        model_name=values.model_name, output_file=values.output_file,
-        class_names=labels.dataset_classes(values.dataset_name, values.dataset_dir,
-                                           values.labels_offset),
-        export_format=values.export_format, checkpoint_path=values.checkpoint_path,
-        moving_average_decay=values.moving_average_decay, is_training=values.is_training,
-        image_size=values.image_size, batch_size=values.batch_size,
-        use_grayscale=values.use_grayscale, preprocessing_name=values.preprocessing_name,
-        write_text_graphdef=values.write_text_graphdef)
+def config_from_flags(values) -> ExportConfig:
+    """The ExportConfig that a parsed flag set describes, with the run's defaults."""
+    from slim_classifier.serving import labels
+    given = flags.config_values(ExportConfig, values)
+    explicit = flags.explicit_flags(values)
+    run_config.check_agreement(given['checkpoint_path'],
+                               {name: given[name] for name in explicit if name in given})
+    given.update(run_config.inherited_values(given['checkpoint_path'], given, explicit))
+    return ExportConfig(**given, class_names=labels.dataset_classes(
+        given['dataset_name'], given['dataset_dir'], given['labels_offset']))
 
 
 def _shape(shape: list[int | None]) -> str:
     return '[%s]' % ', '.join('None' if size is None else str(size) for size in shape)
 
 
-def _describe(result: exporter.ExportResult) -> str:
+def _describe(result) -> str:
     weights = ('weights of %s' % result.checkpoint if result.checkpoint
                else 'not frozen: no --checkpoint_path')
-    lines = ['wrote %s (%s)' % (result.path, weights),
+    lines = ['wrote %s (%s)' % (os.path.abspath(result.path), weights),
              'input node: %s float32 %s (preprocessed images)'
              % (result.input_name, _shape(result.input_shape)),
              'output node: %s float32 %s (class probabilities)'
              % (result.output_name, _shape(result.output_shape)),
-             'labels: %s' % result.labels_file]
+             'metadata (net, preprocessing, input, class names): %s' % result.metadata_file]
     lines.extend("signature '%s': input '%s' -> outputs 'probabilities', 'classes'"
                  % item for item in result.signatures.items())
     return '\n'.join(lines)
@@ -52,12 +56,17 @@ def _describe(result: exporter.ExportResult) -> str:
 
 def main(argv):
     del argv
-    print(_describe(exporter.export(config_from_flags(FLAGS))))
+    from slim_classifier.serving import exporter
+    print(_describe(exporter.export(config_from_flags(flags.FLAGS))))
+
+
+def _registered_nets():
+    from nets import nets_factory
+    return {'model_name': nets_factory.list_networks()}
 
 
 def run():
-    cli.add_user_error(checkpoints.CheckpointMismatch)
-    cli.run_main(main)
+    runner.run_command(main, SUMMARY, (ExportConfig,), choices=_registered_nets)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,7 @@ stopped once every worker has exited. The exit status is 0 when every worker
 exited 0, else 1.
 """
 
+import dataclasses
 import os
 import shlex
 import signal
@@ -23,16 +24,21 @@ import sys
 import threading
 import time
 
-from absl import flags
+from slim_classifier.cli import flags, runner
+from slim_classifier.runtime.options import POSITIVE, option, validate
 
-from training import cli
 
-flags.DEFINE_integer('num_ps', 1, 'Parameter server tasks to start.')
-flags.DEFINE_integer('num_workers', 2, 'Worker tasks to start; worker 0 is the chief.')
-flags.register_validator('num_ps', lambda value: value > 0, message='--num_ps must be > 0')
-flags.register_validator('num_workers', lambda value: value > 0,
-                         message='--num_workers must be > 0')
-FLAGS = flags.FLAGS
+@dataclasses.dataclass(kw_only=True)
+class LaunchOptions:
+    num_ps: int = option(1, 'Parameter server tasks to start.', 'distribution', check=POSITIVE)
+    num_workers: int = option(2, 'Worker tasks to start; worker 0 is the chief.',
+                              'distribution', check=POSITIVE)
+
+    def __post_init__(self):
+        validate(self)
+
+
+flags.define_flags(LaunchOptions)
 
 HOST = '127.0.0.1'
 # The launcher sets these itself; a worker given them too would not be in this cluster.
@@ -175,12 +181,13 @@ def _wait_for_workers(workers: list[_Task], stopping: threading.Event) -> None:
     print('stop requested: the workers save and stop', flush=True)
 
 
-def main(argv: list[str]) -> None:
-    sys.exit(launch(FLAGS.num_ps, FLAGS.num_workers, argv[1:]))
+def main(argv: list[str]) -> int:
+    options = LaunchOptions(**flags.config_values(LaunchOptions))
+    return launch(options.num_ps, options.num_workers, argv[1:])
 
 
 def run():
-    cli.run_main(main)
+    runner.run_command(main, __doc__, (LaunchOptions,))
 
 
 if __name__ == '__main__':

@@ -1,4 +1,10 @@
-"""Installs the slim image classification framework and its commands."""
+"""Installs the slim image classification framework and its commands.
+
+What is ours alone lives in the `slim_classifier` package. The packages that
+keep the original TF-Slim import paths (`nets`, `datasets`, `preprocessing`,
+`deployment`) are installed beside it; `slim_classifier.packaging` refuses to
+run when another distribution has put files into one of them.
+"""
 
 from setuptools import find_packages, setup
 
@@ -13,12 +19,12 @@ COMMANDS = (
 
 setup(
     name='slim-image-classifier',
-    version='0.1.0',
+    version='0.2.0',
     description='TF-Slim style image classification training on current TensorFlow.',
     python_requires='>=3.10,<3.13',
-    packages=find_packages(include=['datasets', 'nets', 'preprocessing', 'deployment', 'training',
-                                    'evaluation']),
-    py_modules=['slim_compat', *COMMANDS],
+    packages=find_packages(include=['slim_classifier', 'slim_classifier.*', 'datasets', 'nets',
+                                    'nets.*', 'preprocessing', 'deployment']),
+    py_modules=list(COMMANDS),
     install_requires=[
         'tensorflow>=2.16,<2.22',
         'tf-keras>=2.16,<2.22',

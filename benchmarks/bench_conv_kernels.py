@@ -31,7 +31,7 @@ import tensorflow.compat.v1 as tf
 import bench_nets
 import compute
 from nets import nets_factory
-from training import session_config
+from slim_classifier.runtime import session_config
 
 DEFAULT_BATCH = {'vgg_16': 4, 'inception_v3': 8, 'lenet': 64}
 

@@ -27,10 +27,11 @@ import keras
 import tensorflow as tf
 
 from bench_nets import keras_model
-from datasets import dataset_factory, input_pipeline
-from evaluation import evaluator, exporter
+from datasets import dataset_factory
+from slim_classifier.evaluation import evaluator
+from slim_classifier.runtime.batches import evaluation_batches
+from slim_classifier.serving import exporter
 from nets import nets_factory
-from preprocessing import preprocessing_factory
 
 tf1 = tf.compat.v1
 NUM_CLASSES = 10
@@ -61,10 +62,9 @@ def keras_classifier(name):
 def keras_batches(name, args):
     """The evaluator's batches, from the same records through the same pipeline."""
     dataset = dataset_factory.get_dataset(args.dataset_name, args.split, args.dataset_dir)
-    batches = input_pipeline.build_dataset(
-        dataset, preprocessing_factory.get_preprocessing(name),
-        nets_factory.get_network_spec(name).default_image_size, args.batch_size,
-        is_training=False, num_readers=2)
+    batches = evaluation_batches(dataset, name,
+                                 nets_factory.get_network_spec(name).default_image_size,
+                                 args.batch_size, num_readers=2)
     if args.max_num_batches:
         batches = batches.take(args.max_num_batches)
     return batches
@@ -110,8 +110,9 @@ def latency_runners(name, checkpoint, directory, threads):
     graph_path = os.path.join(directory, 'frozen.pb')
     saved_model_path = os.path.join(directory, 'saved_model')
     names = [str(i) for i in range(NUM_CLASSES)]
-    exporter.export(exporter.ExportConfig(name, graph_path, names, checkpoint_path=checkpoint))
-    exporter.export(exporter.ExportConfig(name, saved_model_path, names,
+    exporter.export(exporter.ExportConfig(model_name=name, output_file=graph_path,
+                                          class_names=names, checkpoint_path=checkpoint))
+    exporter.export(exporter.ExportConfig(model_name=name, output_file=saved_model_path, class_names=names,
                                           export_format='saved_model',
                                           checkpoint_path=checkpoint))
     graph_def = tf1.GraphDef()

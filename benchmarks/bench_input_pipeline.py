@@ -31,7 +31,7 @@ from sklearn.datasets import load_sample_images
 
 from datasets import dataset_factory, input_pipeline
 from preprocessing import inception_preprocessing
-from slim_compat import slim
+from slim_classifier.compat import slim
 
 # The queue-based side's deprecation warnings would bury the figures.
 tf.get_logger().setLevel('ERROR')

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from nets import nets_factory
-from slim_compat import slim
+from slim_classifier.compat import slim
 
 KERAS_APPLICATIONS = {
     'vgg_16': keras.applications.VGG16,

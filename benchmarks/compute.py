@@ -16,7 +16,7 @@ import common  # noqa: F401  (sets sys.path and logging first)
 import tensorflow.compat.v1 as tf
 
 from nets import nets_factory
-from training import session_config
+from slim_classifier.runtime import session_config
 
 # Forward plus the two backward products of every layer.
 TRAINING_TO_FORWARD_FLOPS = 3

@@ -30,11 +30,12 @@ import keras
 import tensorflow as tf
 
 from bench_nets import keras_model
-from datasets import dataset_factory, input_pipeline
-from evaluation import evaluator, exporter
+from datasets import dataset_factory
+from slim_classifier.evaluation import evaluator
+from slim_classifier.runtime.batches import evaluation_batches
+from slim_classifier.serving import exporter
 from nets import nets_factory
-from preprocessing import preprocessing_factory
-from training import session_config
+from slim_classifier.runtime import session_config
 
 tf1 = tf.compat.v1
 # The readers and preprocessing threads of eval_image_classifier.py's defaults.
@@ -47,10 +48,9 @@ def eval_batches(args: argparse.Namespace) -> tf.data.Dataset:
     """The evaluator's batches, built by the same pipeline call."""
     dataset = dataset_factory.get_dataset(args.dataset_name, args.split, args.dataset_dir)
     image_size = nets_factory.get_network_spec(args.model_name).default_image_size
-    batches = input_pipeline.build_dataset(
-        dataset, preprocessing_factory.get_preprocessing(args.model_name), image_size,
-        args.batch_size, is_training=False, num_readers=NUM_READERS,
-        num_parallel_calls=NUM_PREPROCESSING_THREADS)
+    batches = evaluation_batches(dataset, args.model_name, image_size, args.batch_size,
+                                 num_readers=NUM_READERS,
+                                 num_parallel_calls=NUM_PREPROCESSING_THREADS)
     return batches.take(args.num_batches)
 
 
@@ -100,7 +100,8 @@ def evaluation_rates(args: argparse.Namespace, model: keras.Model) -> dict[str, 
 def inference_rates(args: argparse.Namespace, model: keras.Model, class_names: list[str]
                     ) -> dict[str, float]:
     export = exporter.export(exporter.ExportConfig(
-        args.model_name, os.path.join(args.work_dir, 'frozen_graph.pb'), class_names,
+        model_name=args.model_name, output_file=os.path.join(args.work_dir, 'frozen_graph.pb'),
+        class_names=class_names,
         checkpoint_path=args.checkpoint))
     images = np.concatenate([batch.numpy() for batch, _ in eval_batches(args)])
     graph_def = tf1.GraphDef()

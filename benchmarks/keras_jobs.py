@@ -3,7 +3,7 @@
 The model is the Keras build of the same architecture (`bench_nets.keras_model`:
 keras.applications VGG16 / InceptionV3, a Sequential LeNet). The data is the
 same TFRecords through the same tf.data pipeline and preprocessing as our
-trainer's (`trainer.training_batches` with the net's training preprocessing,
+trainer's (`training_batches` with the net's training preprocessing,
 the trainer's default reader and preprocessing threads), so the two sides
 differ only in what runs the model. The optimizer is SGD with
 momentum, as our trainer's `--optimizer=momentum`.
@@ -26,7 +26,7 @@ import keras
 from bench_nets import KERAS_POLICIES, keras_model
 from datasets import dataset_factory
 from nets import nets_factory
-from training import trainer
+from slim_classifier.runtime.batches import training_batches
 
 # Our trainer's defaults for --num_readers and --num_preprocessing_threads.
 NUM_READERS = 4
@@ -58,7 +58,7 @@ def train(args: argparse.Namespace) -> dict:
     """Fits the Keras model for `args.steps` steps; returns the timed windows."""
     keras.mixed_precision.set_global_policy(KERAS_POLICIES[args.precision])
     dataset = dataset_factory.get_dataset(args.dataset_name, 'train', args.dataset_dir)
-    batches = trainer.training_batches(dataset, args.model_name, args.image_size,
+    batches = training_batches(dataset, args.model_name, args.image_size,
                                        args.batch_size, num_readers=NUM_READERS,
                                        num_parallel_calls=NUM_PREPROCESSING_THREADS)
     channels = nets_factory.get_network_spec(args.model_name).num_channels

@@ -9,7 +9,7 @@ measures, in one run, and prints as one table with ratios:
   size (`keras_jobs.py`), in float32 and in bf16 (our `--precision=bf16`
   against Keras's `mixed_bfloat16` policy). Each side is its own process;
   the rate is that of the steady windows of `log_every` steps, start-up left
-  out, from the trainer's own log lines and from a Keras callback;
+  out, from the trainer's metrics.jsonl and from a Keras callback;
 * CPU milliseconds per image of the same windows: on a machine shared with
   other work, CPU time per image holds far steadier than images/sec;
 * peak resident memory (VmHWM) of each training process;
@@ -35,7 +35,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,8 @@ import bench_input_pipeline
 import compute
 from datasets import dataset_factory, input_pipeline
 from nets import nets_factory
-from training import session_config, trainer
+from slim_classifier.runtime import session_config
+from slim_classifier.runtime.batches import training_batches
 
 BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCHMARKS)
@@ -73,7 +73,6 @@ PIPELINE_GOAL = 3.0  # input pipeline over training consumption
 QUEUES_GOAL = 2.0  # tf.data pipeline over the queue-based one
 MEMORY_GOAL = 1.0  # our peak resident memory over Keras's, at most
 
-_STEP_LINE = re.compile(r'step (\d+): .*, ([\d.]+) images/sec')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,16 +215,26 @@ def _json_line(lines: list[str]) -> dict:
 
 
 def train_ours(plan: NetPlan, precision: str, dataset_dir: str, train_dir: str) -> TrainRun:
-    """Runs train_image_classifier.py; the windows come from its progress lines."""
+    """Runs train_image_classifier.py; the windows come from its metrics.jsonl.
+
+    The trainer appends a record to metrics.jsonl just before it logs a step,
+    so each output line is the moment to read the new records and the
+    process's CPU time.
+    """
     windows = []
-    cpu_marks = [0.0]  # the process's CPU seconds at each progress line, from its start
+    cpu_marks = [0.0]  # the process's CPU seconds at each logged step, from its start
+    metrics_path = os.path.join(train_dir, 'metrics.jsonl')
 
     def on_line(line, pid):
-        match = _STEP_LINE.search(line)
-        if match:
+        del line
+        if not os.path.exists(metrics_path):
+            return
+        with open(metrics_path) as metrics_file:
+            records = [json.loads(row) for row in metrics_file if row.strip()]
+        for record in records[len(windows):]:
             cpu_marks.append(_cpu_seconds(pid))
             images = plan.log_every * plan.batch_size
-            windows.append({'images': images, 'wall_seconds': images / float(match.group(2)),
+            windows.append({'images': images, 'wall_seconds': images / record['images_per_sec'],
                             'cpu_seconds': cpu_marks[-1] - cpu_marks[-2]})
     command = [sys.executable, os.path.join(REPO, 'train_image_classifier.py'),
                '--model_name=' + plan.model_name, '--dataset_name=' + plan.dataset_name,
@@ -270,7 +279,7 @@ def pipeline_images_per_sec(plan: NetPlan, dataset_dir: str, min_seconds: float)
     """Our trainer's input pipeline alone (same call, same threads), in images/sec."""
     with tf.Graph().as_default() as graph:
         dataset = dataset_factory.get_dataset(plan.dataset_name, 'train', dataset_dir)
-        batches = trainer.training_batches(dataset, plan.model_name, _image_size(plan),
+        batches = training_batches(dataset, plan.model_name, _image_size(plan),
                                            plan.batch_size, num_readers=NUM_READERS,
                                            num_parallel_calls=NUM_PREPROCESSING_THREADS)
         images, labels = input_pipeline.one_shot_batch(batches)

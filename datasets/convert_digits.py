@@ -14,8 +14,9 @@ from PIL import Image
 from datasets import splitting
 from datasets.image_preparation import encode_png
 from datasets.progress import ProgressFn, ignore_progress
-from datasets.tfrecord_writing import ConversionSummary, LabelledImage, SplitSource
-from datasets.tfrecord_writing import write_labelled_dataset
+from datasets.tfrecord_writing import (ConversionSummary, LabelledImage, SplitSource,
+                                       write_labelled_dataset)
+from slim_classifier.errors import UserError
 
 NAME = 'digits'
 CLASS_NAMES = [str(digit) for digit in range(10)]
@@ -30,13 +31,13 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """Returns scikit-learn's digits: images [N, 8, 8] in 0..16 and labels [N].
 
     Raises:
-        ImportError: if scikit-learn is not installed.
+        UserError: if scikit-learn is not installed.
     """
     # scikit-learn is an optional dependency, needed only for this dataset.
     try:
         from sklearn import datasets  # pylint: disable=import-outside-toplevel
     except ImportError:
-        raise ImportError("the digits dataset needs scikit-learn; install it with "
+        raise UserError("the digits dataset needs scikit-learn; install it with "
                           "pip install 'slim-image-classifier[digits]'") from None
     digits = datasets.load_digits()
     return digits.images, digits.target
@@ -73,7 +74,7 @@ def convert_digits(dataset_dir: str,
         What was converted.
 
     Raises:
-        ImportError: if scikit-learn is not installed.
+        UserError: if scikit-learn is not installed.
     """
     images, labels = load_digits()
     keys = ['%04d' % index for index in range(len(labels))]

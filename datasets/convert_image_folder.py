@@ -26,18 +26,20 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from datasets import splitting
-from datasets import tfrecord_writing
-from datasets.image_preparation import EncodedImage, Rejection
-from datasets.image_preparation import prepare_image_file, prepare_image_files
+from datasets import splitting, tfrecord_writing
+from datasets.conversion_config import ConversionOptions
+from datasets.image_preparation import (EncodedImage, Rejection, prepare_image_file,
+                                        prepare_image_files)
 from datasets.progress import ProgressFn, ignore_progress
 from datasets.tfrecord_writing import ConversionSummary, RejectedFile, SkippedFile
+from slim_classifier.errors import UserError
 
 TRAIN_SPLIT = 'train'
 VALIDATION_SPLIT = 'validation'
-DEFAULT_VALIDATION_PERCENTAGE = 10.0
-DEFAULT_NUM_SHARDS = 5
-DEFAULT_MAX_REJECTED_FRACTION = 0.1
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ConversionOptions)}
+DEFAULT_VALIDATION_PERCENTAGE = _DEFAULTS['validation_percentage']
+DEFAULT_NUM_SHARDS = _DEFAULTS['num_shards']
+DEFAULT_MAX_REJECTED_FRACTION = _DEFAULTS['max_rejected_fraction']
 
 # Extensions of files that sit beside images in photo folders but are not
 # images; they are skipped rather than reported as rejected.
@@ -56,7 +58,7 @@ _FILES_PER_TASK = 8
 _TASKS_PER_WORKER = 4
 
 
-class TooManyRejectedError(RuntimeError):
+class TooManyRejectedError(UserError):
     """More files were rejected than `max_rejected_fraction` allows.
 
     Attributes:
@@ -255,8 +257,10 @@ def _write_splits(plan: dict[str, list[ImageFile]], summary: ConversionSummary,
     results = _prepared_in_order(paths, num_workers)
     try:
         for split, images in plan.items():
+            # A split of few images gets no empty shards.
+            shards = min(num_shards, max(1, len(images)))
             with tfrecord_writing.SplitWriter(summary.dataset_dir, summary.name, split,
-                                              len(images), num_shards) as writer:
+                                              len(images), shards) as writer:
                 for image in images:
                     writer.add(_record(image, next(results), summary))
                     done += 1

@@ -16,17 +16,13 @@ CIFAR-10), always giving a 3-channel uint8 image.
 """
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 
 import tensorflow.compat.v1 as tf
 
-from slim_compat import slim
-
-INFO_FILENAME = 'dataset_info.json'
-LABELS_FILENAME = 'labels.txt'
-INFO_FORMAT_VERSION = 1
+from datasets import dataset_format
+from slim_classifier.compat import slim
 
 _DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 
@@ -113,7 +109,7 @@ def get_dataset(name: str, split_name: str, dataset_dir: str, file_pattern: str 
         dataset_info.json or labels.txt.
     """
     if not tf.io.gfile.isdir(dataset_dir):
-        raise FileNotFoundError("dataset_dir '%s' does not exist" % dataset_dir)
+        raise FileNotFoundError("--dataset_dir '%s' does not exist" % dataset_dir)
     spec = get_dataset_spec(name, dataset_dir)
     if split_name not in spec.splits:
         raise ValueError("unknown split '%s' for dataset '%s'; valid splits: %s"
@@ -138,6 +134,19 @@ def get_dataset(name: str, split_name: str, dataset_dir: str, file_pattern: str 
         file_pattern=pattern)
 
 
+def default_eval_split(name: str, dataset_dir: str) -> str:
+    """The split to evaluate when none is named: 'test' where there is one, else 'validation'.
+
+    Converted image folders have train and validation splits only; the
+    built-in digits, MNIST and CIFAR-10 have a test split.
+    """
+    splits = get_dataset_spec(name, dataset_dir).splits
+    for split in ('test', 'validation'):
+        if split in splits:
+            return split
+    return next(iter(splits))
+
+
 def get_dataset_spec(name: str, dataset_dir: str) -> DatasetSpec:
     """Returns what describes `dataset_dir`: its dataset_info.json, else the table.
 
@@ -147,41 +156,27 @@ def get_dataset_spec(name: str, dataset_dir: str) -> DatasetSpec:
       FileNotFoundError: if `name` is a dataset that needs its missing
         dataset_info.json.
     """
-    info_path = os.path.join(dataset_dir, INFO_FILENAME)
+    info_path = os.path.join(dataset_dir, dataset_format.INFO_FILENAME)
     if tf.io.gfile.exists(info_path):
         return read_dataset_info(info_path)
     if name not in DATASETS:
         raise ValueError("unknown dataset '%s': no %s in '%s' and not one of %s"
-                         % (name, INFO_FILENAME, dataset_dir, ', '.join(list_datasets())))
+                         % (name, dataset_format.INFO_FILENAME, dataset_dir, ', '.join(list_datasets())))
     if DATASETS[name].info_required:
         raise FileNotFoundError(
             "no %s in '%s': dataset '%s' is made by download_and_convert_data, which writes "
-            "that file when the conversion completes" % (INFO_FILENAME, dataset_dir, name))
+            "that file when the conversion completes" % (dataset_format.INFO_FILENAME, dataset_dir, name))
     return DATASETS[name]
 
 
 def read_dataset_info(path: str) -> DatasetSpec:
-    """Reads a dataset_info.json (format version 1) into a DatasetSpec.
+    """Reads a dataset_info.json (see `dataset_format.read_info`) into a DatasetSpec.
 
     Raises:
       ValueError: if the file is not JSON, has another format version, or
         lacks a required key.
     """
-    with tf.io.gfile.GFile(path, 'r') as info_file:
-        try:
-            info = json.load(info_file)
-        except json.JSONDecodeError as error:
-            raise ValueError('%s is not valid JSON: %s' % (path, error)) from None
-    if not isinstance(info, dict):
-        raise ValueError('%s must hold a JSON object; got %s' % (path, type(info).__name__))
-    version = info.get('format_version')
-    if version != INFO_FORMAT_VERSION:
-        raise ValueError('%s has format_version %r; expected %d'
-                         % (path, version, INFO_FORMAT_VERSION))
-    missing = [key for key in ('name', 'num_classes', 'splits', 'file_pattern')
-               if key not in info]
-    if missing:
-        raise ValueError('%s lacks %s' % (path, ', '.join(missing)))
+    info = dataset_format.read_info(path)
     classes = info.get('classes')
     return DatasetSpec(name=info['name'], file_pattern=info['file_pattern'],
                        splits={split: int(size) for split, size in info['splits'].items()},
@@ -189,29 +184,11 @@ def read_dataset_info(path: str) -> DatasetSpec:
                        class_names=tuple(classes) if classes else None)
 
 
-def read_labels_file(dataset_dir: str, filename: str = LABELS_FILENAME) -> dict[int, str]:
-    """Reads `<id>:<name>` lines (split at the first ':') into {id: name}.
-
-    Raises:
-      ValueError: for a line that is not `<id>:<name>` with an integer id.
-    """
-    path = os.path.join(dataset_dir, filename)
-    labels_to_names = {}
-    with tf.io.gfile.GFile(path, 'r') as labels_file:
-        for line_number, line in enumerate(labels_file, start=1):
-            line = line.rstrip('\r\n')
-            if not line:
-                continue
-            label, separator, class_name = line.partition(':')
-            if not separator or not label.strip().isdigit():
-                raise ValueError("%s line %d must be '<id>:<name>'; got %r"
-                                 % (path, line_number, line))
-            labels_to_names[int(label)] = class_name
-    return labels_to_names
+read_labels_file = dataset_format.read_labels
 
 
 def _labels_to_names(spec: DatasetSpec, dataset_dir: str) -> dict[int, str] | None:
-    if tf.io.gfile.exists(os.path.join(dataset_dir, LABELS_FILENAME)):
+    if tf.io.gfile.exists(os.path.join(dataset_dir, dataset_format.LABELS_FILENAME)):
         return read_labels_file(dataset_dir)
     if spec.class_names:
         return dict(enumerate(spec.class_names))

@@ -19,6 +19,7 @@ import urllib.request
 import zlib
 
 from datasets.progress import ProgressFn, ignore_progress
+from slim_classifier.errors import UserError
 
 PART_SUFFIX = '.part'
 # Where converters keep downloads and extracted archives inside a dataset
@@ -29,11 +30,11 @@ _CHUNK_BYTES = 1 << 20
 _USER_AGENT = 'slim-image-classifier-downloader'
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError):
     """A download failed, was incomplete or did not match its checksum."""
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(UserError):
     """An archive is corrupt, truncated or not an archive at all."""
 
 

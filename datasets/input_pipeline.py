@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import tensorflow.compat.v1 as tf
 
-from slim_compat import slim
+from slim_classifier.compat import slim
+from slim_classifier.errors import UserError
 
 # fn(image uint8 [H, W, C], output_height, output_width) -> float32 [H', W', C']
 PreprocessFn = Callable[[tf.Tensor, int, int], tf.Tensor]
@@ -248,7 +249,7 @@ def _preprocess_fn(preprocess_fn: PreprocessFn, height: int, width: int, seed: i
     return preprocess
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A record of a dataset cannot be read or decoded.
 
     Attributes:

@@ -15,6 +15,7 @@ from typing import TextIO
 ProgressFn = Callable[[str, int, int | None, str], None]
 
 _MIB = float(1 << 20)
+_MIN_RATE_SECONDS = 1.0
 
 
 def ignore_progress(task: str, done: int, total: int | None, unit: str) -> None:
@@ -46,9 +47,11 @@ class ProgressPrinter:
         if not finished and now - self._last_printed < self._interval:
             return
         self._last_printed = now
-        rate = done / max(now - self._started, 1e-6)
-        self._stream.write('%s: %s (%s/s)\n' % (task, _amounts(done, total, unit),
-                                                _amount(rate, unit)))
+        elapsed = now - self._started
+        # A rate over a fraction of a second (the first update) would be noise.
+        rate = (' (%s/s)' % _amount(done / elapsed, unit)
+                if done and elapsed >= _MIN_RATE_SECONDS else '')
+        self._stream.write('%s: %s%s\n' % (task, _amounts(done, total, unit), rate))
         self._stream.flush()
 
 

@@ -17,7 +17,6 @@ serialised deterministically, so the same input gives byte-identical shards.
 
 import dataclasses
 import glob
-import json
 import os
 import re
 import types
@@ -25,13 +24,10 @@ from collections.abc import Iterable
 
 import tensorflow.compat.v1 as tf
 
+from datasets import dataset_format
 from datasets.image_preparation import EncodedImage
 from datasets.progress import ProgressFn, ignore_progress
 
-FORMAT_VERSION = 1
-LABELS_FILENAME = 'labels.txt'
-DATASET_INFO_FILENAME = 'dataset_info.json'
-REPORT_FILENAME = 'conversion_report.json'
 PARTIAL_SUFFIX = '.partial'
 
 _DATASET_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
@@ -260,7 +256,7 @@ class ConversionSummary:
     @property
     def report_path(self) -> str:
         """Where the conversion report is written."""
-        return os.path.join(self.dataset_dir, REPORT_FILENAME)
+        return os.path.join(self.dataset_dir, dataset_format.REPORT_FILENAME)
 
     def summary_lines(self) -> list[str]:
         """Returns a short human-readable summary, per class."""
@@ -287,7 +283,7 @@ class ConversionSummary:
         """
         rejected = self._rejected_per_class()
         return {
-            'format_version': FORMAT_VERSION,
+            'format_version': dataset_format.FORMAT_VERSION,
             'name': self.name,
             'status': status,
             'converted': self.converted,
@@ -324,7 +320,7 @@ def start_conversion(dataset_dir: str, name: str) -> None:
         name: the dataset name.
     """
     os.makedirs(dataset_dir, exist_ok=True)
-    for metadata in (DATASET_INFO_FILENAME, REPORT_FILENAME):
+    for metadata in (dataset_format.INFO_FILENAME, dataset_format.REPORT_FILENAME):
         path = os.path.join(dataset_dir, metadata)
         if os.path.exists(path):
             os.remove(path)
@@ -342,14 +338,12 @@ def finish_conversion(summary: ConversionSummary, failure: str | None = None) ->
         failure: why the conversion failed, or None when it succeeded. A
             failed conversion gets its report but no dataset_info.json.
     """
-    lines = ''.join('%d:%s\n' % item for item in enumerate(summary.class_names))
-    _write_atomically(os.path.join(summary.dataset_dir, LABELS_FILENAME), lines)
+    dataset_format.write_labels(summary.dataset_dir, summary.class_names)
     report = summary.report('complete' if failure is None else 'failed: ' + failure)
-    _write_json_atomically(summary.report_path, report)
+    dataset_format.write_json(summary.report_path, report)
     if failure is not None:
         return
-    info = {
-        'format_version': FORMAT_VERSION,
+    dataset_format.write_info(summary.dataset_dir, {
         'name': summary.name,
         'num_classes': len(summary.class_names),
         'classes': summary.class_names,
@@ -357,8 +351,7 @@ def finish_conversion(summary: ConversionSummary, failure: str | None = None) ->
         'file_pattern': file_pattern(summary.name),
         'image_format': summary.image_format,
         'options': summary.options,
-    }
-    _write_json_atomically(os.path.join(summary.dataset_dir, DATASET_INFO_FILENAME), info)
+    })
 
 
 @dataclasses.dataclass(frozen=True)
@@ -424,19 +417,6 @@ def write_labelled_dataset(dataset_dir: str, name: str, class_names: list[str],
         summary.split_sizes[split] = writer.written
     finish_conversion(summary)
     return summary
-
-
-def _write_json_atomically(path: str, value: dict) -> None:
-    _write_atomically(path, json.dumps(value, indent=2, ensure_ascii=False) + '\n')
-
-
-def _write_atomically(path: str, text: str) -> None:
-    partial = path + PARTIAL_SUFFIX
-    with open(partial, 'w', encoding='utf-8', newline='\n') as output:
-        output.write(text)
-        output.flush()
-        os.fsync(output.fileno())
-    os.replace(partial, path)
 
 
 def _fsync(path: str) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 import tensorflow.compat.v1 as tf
 
-from slim_compat import slim
+from slim_classifier.compat import slim
 
 __all__ = [
     'Clone',
@@ -484,7 +484,7 @@ def deploy(config: DeploymentConfig,
     Graph side effects: creates the global step (on the variables device) if
     the graph has none; everything `create_clones` and `optimize_clones`
     add; reads UPDATE_OPS under the first clone's scope, and SUMMARIES (all
-    of those that existed before the call, and the first clone's); adds the
+    but the copies made by clones other than the first); adds the
     scalar summary 'total_loss' and, with `summarize_gradients`, histograms
     '<variable>/gradient' and '<variable>/gradient_norm' to SUMMARIES.
 
@@ -500,18 +500,16 @@ def deploy(config: DeploymentConfig,
 
     Returns:
       A `DeployedModel(train_op, summary_op, total_loss, clones)`; its
-      summary_op merges the summaries that existed before the call, the
-      first clone's summaries, 'total_loss' and any gradient histograms.
+      summary_op merges every summary of the graph except the copies made
+      by the clones other than the first ('total_loss' and any gradient
+      histograms included).
 
     Raises:
       ValueError: with an optimizer, if model_fn adds no loss to optimize.
     """
-    summaries = set(tf.get_collection(tf.GraphKeys.SUMMARIES))
     with tf.device(config.variables_device()):
         global_step = tf.train.get_or_create_global_step()
     clones = create_clones(config, model_fn, args, kwargs)
-    first_clone = clones[0]
-    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, first_clone.scope)
 
     train_op = None
     with tf.device(config.optimizer_device()):
@@ -520,17 +518,46 @@ def deploy(config: DeploymentConfig,
         else:
             total_loss, grads_and_vars = optimize_clones(clones, optimizer)
             if summarize_gradients:
-                summaries.update(_gradient_summaries(grads_and_vars))
-            apply_op = optimizer.apply_gradients(grads_and_vars,
-                                                 global_step=global_step)
-            with tf.control_dependencies([tf.group(apply_op, *update_ops)]):
-                train_op = tf.identity(total_loss, name='train_op')
-
-    summaries.update(tf.get_collection(tf.GraphKeys.SUMMARIES, first_clone.scope))
+                _gradient_summaries(grads_and_vars)
+    if optimizer is not None:
+        train_op = make_train_op(config, clones, optimizer, total_loss, grads_and_vars,
+                                 global_step)
     if total_loss is not None:
-        summaries.add(tf.summary.scalar('total_loss', total_loss))
-    summary_op = None
-    if summaries:
-        summary_op = tf.summary.merge(sorted(summaries, key=lambda s: s.name),
-                                      name='summary_op')
-    return DeployedModel(train_op, summary_op, total_loss, clones)
+        with tf.device(config.inputs_device()):
+            tf.summary.scalar('total_loss', total_loss)
+    return DeployedModel(train_op, merge_summaries(clones), total_loss, clones)
+
+
+def make_train_op(config: DeploymentConfig,
+                  clones: Sequence[Clone],
+                  optimizer: tf.train.Optimizer,
+                  total_loss: tf.Tensor,
+                  grads_and_vars: GradsAndVars,
+                  global_step: tf.Variable,
+                  extra_update_ops: Sequence[tf.Operation] = ()) -> tf.Tensor:
+    """The op that applies the gradients and runs the first clone's updates.
+
+    It increments the global step and runs the first clone's UPDATE_OPS (the
+    other clones' are left out, so batch-norm moving averages move once per
+    step) and `extra_update_ops`; its value is the total loss.
+
+    Graph side effects: reads UPDATE_OPS under the first clone's scope.
+    """
+    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, clones[0].scope)
+    with tf.device(config.optimizer_device()):
+        apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+        with tf.control_dependencies([tf.group(apply_op, *update_ops, *extra_update_ops)]):
+            return tf.identity(total_loss, name='train_op')
+
+
+def merge_summaries(clones: Sequence[Clone]) -> tf.Tensor | None:
+    """Merges SUMMARIES, leaving out the copies made by every clone but the first.
+
+    Returns None when there is no summary.
+    """
+    other_clones = tuple(clone.scope for clone in clones[1:])
+    kept = [summary for summary in tf.get_collection(tf.GraphKeys.SUMMARIES)
+            if not (other_clones and summary.op.name.startswith(other_clones))]
+    if not kept:
+        return None
+    return tf.summary.merge(sorted(kept, key=lambda s: s.name), name='summary_op')

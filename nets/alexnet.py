@@ -7,12 +7,10 @@ images larger than 224 x 224. End point keys carry the scope prefix
 TF-Slim definition.
 """
 
-from collections.abc import Callable
-
 import tensorflow.compat.v1 as tf
 
 from nets.conv_head import classifier_head
-from slim_compat import slim
+from slim_classifier.compat import slim
 
 
 def alexnet_v2(inputs: tf.Tensor,
@@ -22,10 +20,12 @@ def alexnet_v2(inputs: tf.Tensor,
                spatial_squeeze: bool = True,
                scope: str = 'alexnet_v2',
                global_pool: bool = False,
-               reuse: bool | None = None,
-               prediction_fn: Callable[..., tf.Tensor] = slim.softmax,
                ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Builds AlexNet v2 for 224 x 224 images (or larger, see `global_pool`).
+
+    To build it a second time on the same variables, open the enclosing
+    variable scope with reuse=True: as in TF-Slim, there is no `reuse`
+    argument.
 
     Args:
       inputs: a float tensor [batch, height, width, 3].
@@ -37,12 +37,11 @@ def alexnet_v2(inputs: tf.Tensor,
       scope: the variable scope of the whole net.
       global_pool: average `fc7` over its spatial extent, so inputs larger
         than 224 x 224 still give one prediction per image.
-      reuse: reuse the variables of an earlier build under the same scope.
-      prediction_fn: turns the logits into the `Predictions` end point.
 
     Returns:
       (logits, end_points): logits [batch, num_classes] (4-D without the
-      squeeze), and a dict from end point name to tensor.
+      squeeze), and a dict from end point name to tensor. As in TF-Slim there
+      is no `Predictions` end point: apply a softmax to the logits.
 
     Raises:
       ValueError: if num_classes is negative, or spatial_squeeze is asked of
@@ -51,7 +50,7 @@ def alexnet_v2(inputs: tf.Tensor,
     if num_classes is not None and num_classes < 0:
         raise ValueError('num_classes must be >= 0 or None; got %d' % num_classes)
     end_points = {}
-    with tf.variable_scope(scope, 'alexnet_v2', [inputs], reuse=reuse) as net_scope:
+    with tf.variable_scope(scope, 'alexnet_v2', [inputs]) as net_scope:
         def add(name: str, tensor: tf.Tensor) -> tf.Tensor:
             end_points['%s/%s' % (net_scope.name, name)] = tensor
             return tensor
@@ -85,8 +84,7 @@ def alexnet_v2(inputs: tf.Tensor,
                 net, end_points, net_scope.name, fc6_kernel_size=[5, 5], fc6_padding='VALID',
                 num_classes=num_classes, is_training=is_training,
                 dropout_keep_prob=dropout_keep_prob, global_pool=global_pool,
-                spatial_squeeze=spatial_squeeze, prediction_fn=prediction_fn,
-                logits_biases_initializer=tf.zeros_initializer())
+                spatial_squeeze=spatial_squeeze, logits_biases_initializer=tf.zeros_initializer())
     return net, end_points
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
-from slim_compat import slim
+from slim_classifier.compat import slim
 
 # Local response normalisation as in the CIFAR-10 tutorial (after AlexNet).
 _LRN_PARAMS = {'depth_radius': 4, 'bias': 1.0, 'alpha': 0.001 / 9.0, 'beta': 0.75}
@@ -20,8 +20,7 @@ def cifarnet(images: tf.Tensor,
              is_training: bool = False,
              dropout_keep_prob: float = 0.5,
              prediction_fn: Callable[..., tf.Tensor] = slim.softmax,
-             scope: str = 'CifarNet',
-             reuse: bool | None = None) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+             scope: str = 'CifarNet') -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Builds CifarNet for 32 x 32 images.
 
     Args:
@@ -33,7 +32,6 @@ def cifarnet(images: tf.Tensor,
       dropout_keep_prob: fraction of `fc3` activations kept while training.
       prediction_fn: turns the logits into the `Predictions` end point.
       scope: the variable scope of the whole net.
-      reuse: reuse the variables of an earlier build under the same scope.
 
     Returns:
       (logits, end_points): logits [batch, num_classes] (or the `fc4` features
@@ -46,7 +44,7 @@ def cifarnet(images: tf.Tensor,
     if num_classes is not None and num_classes < 0:
         raise ValueError('num_classes must be >= 0 or None; got %d' % num_classes)
     end_points = {}
-    with tf.variable_scope(scope, 'CifarNet', [images], reuse=reuse):
+    with tf.variable_scope(scope, 'CifarNet', [images]):
         # 32 x 32 x 64
         net = end_points['conv1'] = slim.conv2d(images, 64, [5, 5], scope='conv1')
         # 16 x 16 x 64

@@ -5,16 +5,22 @@ kernel as large as the last feature map), fc7 and the fc8 logits (1 x 1),
 with dropout before fc7 and fc8. Written as convolutions, the head also
 slides over images larger than the default size, giving a map of class
 scores, or one score per image with `global_pool`.
+
+As in TF-Slim, the head adds no `Predictions` end point: apply a softmax to
+the logits for probabilities.
 """
 
+import inspect
 from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
-from slim_compat import slim
-from tf_slim.ops import arg_scope as arg_scope_lib
+from slim_classifier.compat import arg_scope_func_key, slim
 
 _FC_DEPTH = 4096
+
+# What the Keras layer inside slim.conv2d calls the variables that slim renames.
+_LAYER_VARIABLE_NAMES = {'weights': 'kernel', 'biases': 'bias'}
 
 
 def classifier_head(net: tf.Tensor,
@@ -28,18 +34,19 @@ def classifier_head(net: tf.Tensor,
                     dropout_keep_prob: float,
                     global_pool: bool,
                     spatial_squeeze: bool,
-                    prediction_fn: Callable[..., tf.Tensor],
                     logits_biases_initializer: Callable[..., tf.Tensor] | None = None,
                     ) -> tf.Tensor:
     """Adds fc6, dropout6, fc7, the optional global pool, dropout7 and the fc8 logits.
 
     Call it inside the net's variable scope: the layers are named `fc6`,
-    `dropout6`, `fc7`, `global_pool`, `dropout7` and `fc8` below it.
+    `dropout6`, `fc7`, `global_pool`, `dropout7` and `fc8` below it, and
+    their ops as `slim.conv2d` names them (`fc7/Relu`, `fc8/BiasAdd`, and
+    `fc8/squeezed` for the squeezed logits).
 
     Args:
       net: the last feature map [batch, height, width, channels].
       end_points: the net's end points; `fc6`, `fc7` and `fc8` are added under
-        `scope_name`, `global_pool` and `Predictions` without it.
+        `scope_name`, `global_pool` without it.
       scope_name: the full name of the net's variable scope.
       fc6_kernel_size: [height, width] of the fc6 kernel.
       fc6_padding: padding of fc6, 'VALID' or 'SAME'.
@@ -49,7 +56,6 @@ def classifier_head(net: tf.Tensor,
       dropout_keep_prob: fraction of `fc6` and `fc7` activations kept while training.
       global_pool: average `fc7` over its spatial extent.
       spatial_squeeze: squeeze the 1 x 1 logits to [batch, num_classes].
-      prediction_fn: turns the logits into the `Predictions` end point.
       logits_biases_initializer: the fc8 biases' initializer; None keeps the
         one of the enclosing arg_scope.
 
@@ -82,47 +88,96 @@ def classifier_head(net: tf.Tensor,
                                    normalizer_fn=None, **logits_options)
     if spatial_squeeze:
         logits = squeeze_spatial(logits, name='fc8/squeezed')
-    add('fc8', logits)
-    end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
-    return logits
+    return add('fc8', logits)
 
 
 def _fully_connected_conv(net: tf.Tensor, num_outputs: int, kernel_size: list[int],
                           padding: str, scope: str, **options) -> tf.Tensor:
     """`slim.conv2d`, computed as a matrix multiply when the kernel covers the whole map.
 
-    The variables are those `slim.conv2d` makes (same names, shapes, initialisers and
-    regularisers from the arg_scope), so the public checkpoints restore unchanged. Only the
-    arithmetic differs: oneDNN runs a k x k VALID convolution over a k x k map (VGG's fc6,
-    and the 1 x 1 fc7 and fc8) markedly slower than the same product as one matmul. The
-    convolution built alongside is never run: nothing consumes its output.
+    oneDNN runs a k x k VALID convolution over a k x k map (VGG's fc6, and
+    the 1 x 1 fc7 and fc8 at the default image size) markedly slower than the
+    same product as one matmul. Everything else (a larger map, an unknown
+    size, SAME padding over a larger map, batch norm, dilation, NCHW) takes
+    `slim.conv2d` itself.
     """
-    conv = slim.conv2d(net, num_outputs, kernel_size, padding=padding, scope=scope, **options)
+    settings = _conv2d_settings(options)
+    if _kernel_covers_map(net, kernel_size, padding) and _matmul_reproduces(settings):
+        return _conv_as_matmul(net, num_outputs, kernel_size, scope, settings)
+    return slim.conv2d(net, num_outputs, kernel_size, padding=padding, scope=scope, **options)
+
+
+def _conv2d_settings(options: dict) -> dict:
+    """The arguments `slim.conv2d(**options)` would run with: its defaults,
+    overridden by the enclosing arg_scopes, overridden by `options`."""
+    defaults = {name: parameter.default
+                for name, parameter in inspect.signature(slim.conv2d).parameters.items()
+                if parameter.default is not inspect.Parameter.empty}
+    in_scope = slim.current_arg_scope().get(arg_scope_func_key(slim.conv2d), {})
+    return {**defaults, **in_scope, **options}
+
+
+def _kernel_covers_map(net: tf.Tensor, kernel_size: list[int], padding: str) -> bool:
+    """Whether the convolution sees the whole known map once: a 1 x 1 output."""
     height, width, channels = net.shape.as_list()[1:4]
-    settings = {**_conv2d_arg_scope(), **options}
-    covers_map = [height, width] == list(kernel_size) and (
-        padding == 'VALID' or list(kernel_size) == [1, 1])
-    if not covers_map or channels is None or settings.get('normalizer_fn') is not None:
-        return conv
-    with tf.variable_scope(scope, reuse=True):
-        weights = tf.get_variable('weights')
-        has_biases = settings.get('biases_initializer', True) is not None
-        biases = tf.get_variable('biases') if has_biases else None
-    with tf.name_scope(conv.op.name.rsplit('/', 1)[0] + '/dense/'):
+    if channels is None or [height, width] != list(kernel_size):
+        return False
+    return padding == 'VALID' or list(kernel_size) == [1, 1]
+
+
+def _matmul_reproduces(settings: dict) -> bool:
+    """Whether `_conv_as_matmul` computes what `slim.conv2d` would with `settings`."""
+    return (settings['normalizer_fn'] is None
+            and settings['data_format'] in (None, 'NHWC')
+            and settings['rate'] in (1, [1, 1], (1, 1)))
+
+
+def _conv_as_matmul(net: tf.Tensor, num_outputs: int, kernel_size: list[int], scope: str,
+                    settings: dict) -> tf.Tensor:
+    """A convolution whose kernel covers the map, as one matmul on its variables.
+
+    The variables are the ones `slim.conv2d` makes: `weights` [kh, kw, in, out]
+    and `biases` [out], model variables with the same initialisers,
+    regulariser and collections, so the public checkpoints restore unchanged.
+    The output is [batch, 1, 1, out] and its ops carry `slim.conv2d`'s names
+    (`BiasAdd`, then the activation's, such as `Relu`).
+    """
+    height, width, channels = net.shape.as_list()[1:4]
+    dtype = net.dtype.base_dtype
+    with tf.variable_scope(scope, 'Conv', [net], reuse=settings['reuse']) as layer_scope:
+        weights = _layer_variable('weights', list(kernel_size) + [channels, num_outputs],
+                                  dtype, settings)
+        biases = None
+        if settings['biases_initializer'] is not None:
+            biases = _layer_variable('biases', [num_outputs], dtype, settings)
         flat = tf.reshape(net, [-1, height * width * channels])
         outputs = tf.matmul(flat, tf.reshape(weights, [-1, num_outputs]))
+        outputs = tf.reshape(outputs, [-1, 1, 1, num_outputs])
         if biases is not None:
             outputs = tf.nn.bias_add(outputs, biases)
-        activation_fn = settings.get('activation_fn', tf.nn.relu)
-        if activation_fn is not None:
-            outputs = activation_fn(outputs)
-        return tf.reshape(outputs, [-1, 1, 1, num_outputs])
+        if settings['activation_fn'] is not None:
+            outputs = settings['activation_fn'](outputs)
+        return slim.utils.collect_named_outputs(settings['outputs_collections'],
+                                                layer_scope.name, outputs)
 
 
-def _conv2d_arg_scope() -> dict:
-    """The keyword arguments the enclosing arg_scopes give `slim.conv2d`."""
-    key = arg_scope_lib.arg_scope_func_key(slim.conv2d)
-    return dict(slim.current_arg_scope().get(key, {}))
+def _layer_variable(kind: str, shape: list[int], dtype: tf.DType, settings: dict) -> tf.Variable:
+    """The `weights` or `biases` model variable and its regularisation loss, as
+    `slim.conv2d` makes them."""
+    existing = {variable.ref() for variable in tf.global_variables()}
+    variable = slim.model_variable(
+        kind, shape=shape, dtype=dtype, initializer=settings[kind + '_initializer'],
+        collections=slim.utils.get_variable_collections(settings['variables_collections'], kind),
+        trainable=settings['trainable'])
+    regularizer = settings[kind + '_regularizer']
+    if regularizer is not None and variable.ref() not in existing:
+        # slim.conv2d's layer regularises a variable once, when it creates it, under
+        # the layer's own name for it ('kernel' or 'bias').
+        with tf.name_scope(_LAYER_VARIABLE_NAMES[kind] + '/Regularizer'):
+            loss = regularizer(variable)
+        if loss is not None:
+            tf.add_to_collection(tf.GraphKeys.REGULARIZATION_LOSSES, loss)
+    return variable
 
 
 def squeeze_spatial(logits: tf.Tensor, name: str) -> tf.Tensor:

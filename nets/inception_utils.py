@@ -7,8 +7,9 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from slim_compat import slim
 import tensorflow.compat.v1 as tf
+
+from slim_classifier.compat import slim
 
 DepthFn = Callable[[int], int]
 # A layer of a base network, called as `layer(net, scope=end_point_name, ...)`.
@@ -197,6 +198,8 @@ class LogitsHead:
     logits_scope: str
     # Whether the dropout output is recorded as the 'PreLogits' end point.
     has_pre_logits: bool
+    # Whether the 'Predictions' op is named under 'Logits' (v1) or beside it.
+    predictions_in_logits_scope: bool = False
 
 
 def _pool(net: tf.Tensor, end_points: dict[str, tf.Tensor], head: LogitsHead,
@@ -223,7 +226,7 @@ def logits_head(net: tf.Tensor,
                 spatial_squeeze: bool,
                 prediction_fn: Callable[..., tf.Tensor],
                 ) -> tf.Tensor:
-    """Pool, dropout and 1x1 convolution logits under 'Logits', then 'Predictions'.
+    """Pool, dropout and 1x1 convolution logits under 'Logits', and 'Predictions'.
 
     Args:
       net: the base network's final map, [batch, height, width, channels].
@@ -250,6 +253,41 @@ def logits_head(net: tf.Tensor,
                              normalizer_fn=None, scope=head.logits_scope)
         if spatial_squeeze:
             logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')
-    end_points['Logits'] = logits
-    end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
+        end_points['Logits'] = logits
+        if head.predictions_in_logits_scope:
+            end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
+    if not head.predictions_in_logits_scope:
+        end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
     return logits
+
+
+# The auxiliary head's kernel when the grid is unknown at graph time: the 5 x 5 grid
+# that a 299 x 299 input gives.
+_AUX_KERNEL_SIZE = [5, 5]
+
+
+def aux_logits(net: tf.Tensor, num_classes: int, pool_scope: str, conv_scope: str,
+               logits_scope: str) -> tf.Tensor:
+    """The auxiliary classifier of Inception v4 and Inception-ResNet v2 on a 17 x 17 map.
+
+    Average pool 5x5/3, a 1x1 convolution to 128, a convolution to 768 covering
+    the whole grid, then fully connected logits, under 'AuxLogits'. The scope
+    names differ between the two nets' public graphs, so they are arguments.
+    """
+    with tf.variable_scope('AuxLogits'):
+        # 17 x 17 x C
+        net = slim.avg_pool2d(net, [5, 5], stride=3, padding='VALID', scope=pool_scope)
+        # 5 x 5 x C
+        net = slim.conv2d(net, 128, [1, 1], scope='Conv2d_1b_1x1')
+        # 5 x 5 x 128; the kernel covers the whole grid.
+        grid = net.get_shape()[1:3]
+        grid_known = grid.is_fully_defined()
+        net = slim.conv2d(net, 768, grid.as_list() if grid_known else _AUX_KERNEL_SIZE,
+                          padding='VALID', scope=conv_scope)
+        if not grid_known:
+            # The fully connected layer needs a fixed feature count: insist,
+            # when the graph runs, on the 1 x 1 grid a 299 x 299 input gives.
+            net = tf.ensure_shape(net, [None, 1, 1, 768])
+        # 1 x 1 x 768
+        net = slim.flatten(net)
+        return slim.fully_connected(net, num_classes, activation_fn=None, scope=logits_scope)

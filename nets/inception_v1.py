@@ -5,8 +5,9 @@ batch-normalised as in `inception_v1_2016_08_28`. Like that checkpoint, the
 third branch of every mixed block uses a 3x3 convolution where the paper has
 a 5x5 one.
 
-The network is a table of layers (`_LAYERS`); `inception_v1_base` builds it
-row by row and stops at `final_endpoint`.
+The network is a table of layers, the root block (`_ROOT_LAYERS`) then the
+Inception blocks (`_INCEPTION_LAYERS`); `inception_v1_base` builds it row by
+row and stops at `final_endpoint`.
 """
 
 import dataclasses
@@ -15,8 +16,10 @@ from collections.abc import Callable
 import tensorflow.compat.v1 as tf
 
 from nets import inception_utils
-from nets.inception_utils import DepthFn
-from slim_compat import slim
+from slim_classifier.compat import slim
+
+# As in TF-Slim, every Inception net has its `inception_vN_arg_scope`: the shared one.
+inception_v1_arg_scope = inception_utils.inception_arg_scope
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +29,8 @@ class _Conv:
     kernel: int
     stride: int = 1
 
-    def __call__(self, net: tf.Tensor, depth: DepthFn, scope: str) -> tf.Tensor:
-        return slim.conv2d(net, depth(self.depth), [self.kernel, self.kernel],
+    def __call__(self, net: tf.Tensor, scope: str) -> tf.Tensor:
+        return slim.conv2d(net, self.depth, [self.kernel, self.kernel],
                            stride=self.stride, scope=scope)
 
 
@@ -36,7 +39,7 @@ class _MaxPool:
     """A square max pool that halves the feature map."""
     kernel: int
 
-    def __call__(self, net: tf.Tensor, depth: DepthFn, scope: str) -> tf.Tensor:
+    def __call__(self, net: tf.Tensor, scope: str) -> tf.Tensor:
         return slim.max_pool2d(net, [self.kernel, self.kernel], stride=2, scope=scope)
 
 
@@ -55,34 +58,32 @@ class _Mixed:
     # The public checkpoint names Mixed_5b's Branch_2 3x3 conv 'Conv2d_0a_3x3'.
     branch_2_conv_scope: str = 'Conv2d_0b_3x3'
 
-    def __call__(self, net: tf.Tensor, depth: DepthFn, scope: str) -> tf.Tensor:
+    def __call__(self, net: tf.Tensor, scope: str) -> tf.Tensor:
         with tf.variable_scope(scope):
             with tf.variable_scope('Branch_0'):
-                branch_0 = slim.conv2d(net, depth(self.branch_0), [1, 1], scope='Conv2d_0a_1x1')
+                branch_0 = slim.conv2d(net, self.branch_0, [1, 1], scope='Conv2d_0a_1x1')
             with tf.variable_scope('Branch_1'):
-                branch_1 = slim.conv2d(net, depth(self.branch_1[0]), [1, 1],
-                                       scope='Conv2d_0a_1x1')
-                branch_1 = slim.conv2d(branch_1, depth(self.branch_1[1]), [3, 3],
-                                       scope='Conv2d_0b_3x3')
+                branch_1 = slim.conv2d(net, self.branch_1[0], [1, 1], scope='Conv2d_0a_1x1')
+                branch_1 = slim.conv2d(branch_1, self.branch_1[1], [3, 3], scope='Conv2d_0b_3x3')
             with tf.variable_scope('Branch_2'):
-                branch_2 = slim.conv2d(net, depth(self.branch_2[0]), [1, 1],
-                                       scope='Conv2d_0a_1x1')
-                branch_2 = slim.conv2d(branch_2, depth(self.branch_2[1]), [3, 3],
+                branch_2 = slim.conv2d(net, self.branch_2[0], [1, 1], scope='Conv2d_0a_1x1')
+                branch_2 = slim.conv2d(branch_2, self.branch_2[1], [3, 3],
                                        scope=self.branch_2_conv_scope)
             with tf.variable_scope('Branch_3'):
                 branch_3 = slim.max_pool2d(net, [3, 3], scope='MaxPool_0a_3x3')
-                branch_3 = slim.conv2d(branch_3, depth(self.branch_3), [1, 1],
-                                       scope='Conv2d_0b_1x1')
+                branch_3 = slim.conv2d(branch_3, self.branch_3, [1, 1], scope='Conv2d_0b_1x1')
             return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=3)
 
 
 # (end point, layer) in order; the comment is the layer's output at 224 x 224.
-_LAYERS = (
+_ROOT_LAYERS = (
     ('Conv2d_1a_7x7', _Conv(64, 7, stride=2)),                       # 112 x 112 x 64
     ('MaxPool_2a_3x3', _MaxPool(3)),                                 # 56 x 56 x 64
     ('Conv2d_2b_1x1', _Conv(64, 1)),                                 # 56 x 56 x 64
     ('Conv2d_2c_3x3', _Conv(192, 3)),                                # 56 x 56 x 192
     ('MaxPool_3a_3x3', _MaxPool(3)),                                 # 28 x 28 x 192
+)
+_INCEPTION_LAYERS = (
     ('Mixed_3b', _Mixed(64, (96, 128), (16, 32), 32)),               # 28 x 28 x 256
     ('Mixed_3c', _Mixed(128, (128, 192), (32, 96), 64)),             # 28 x 28 x 480
     ('MaxPool_4a_3x3', _MaxPool(3)),                                 # 14 x 14 x 480
@@ -97,6 +98,8 @@ _LAYERS = (
     ('Mixed_5c', _Mixed(384, (192, 384), (48, 128), 128)),           # 7 x 7 x 1024
 )
 
+_LAYERS = _ROOT_LAYERS + _INCEPTION_LAYERS
+
 END_POINTS = tuple(name for name, _ in _LAYERS)
 
 # The logits average-pool this many pixels square, the Mixed_5c map of a 224 x 224 image.
@@ -105,42 +108,41 @@ _POOL_SIZE = 7
 _HEAD = inception_utils.LogitsHead(
     window=_POOL_SIZE, window_stride=1, window_scope='AvgPool_0a',
     window_end_point='AvgPool_0a_7x7', global_pool_name='global_pool',
-    dropout_scope='Dropout_0b', logits_scope='Conv2d_0c_1x1', has_pre_logits=False)
+    dropout_scope='Dropout_0b', logits_scope='Conv2d_0c_1x1', has_pre_logits=False,
+    predictions_in_logits_scope=True)
 
 
 def inception_v1_base(inputs: tf.Tensor,
                       final_endpoint: str = 'Mixed_5c',
+                      include_root_block: bool = True,
                       scope: str | tf.VariableScope = 'InceptionV1',
-                      *,
-                      min_depth: int = 16,
-                      depth_multiplier: float = 1.0,
                       ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Builds Inception v1 from the input up to `final_endpoint`.
 
     Args:
-      inputs: images, [batch, height, width, channels].
-      final_endpoint: the last end point to build, one of `END_POINTS`.
+      inputs: images, [batch, height, width, channels]; without the root
+        block, a map shaped like the root's output (28 x 28 x 192 for a
+        224 x 224 image).
+      final_endpoint: the last end point to build, one of `END_POINTS` (one
+        of the Inception blocks' without the root block).
+      include_root_block: build the root block (Conv2d_1a_7x7 to
+        MaxPool_3a_3x3); False starts at Mixed_3b.
       scope: variable scope (name or `tf.VariableScope`).
-      min_depth: the fewest channels any convolution gets after scaling.
-      depth_multiplier: scales the channels of every convolution, as
-        max(int(depth * depth_multiplier), min_depth). Both are keyword-only
-        so that TF-Slim's positional (inputs, final_endpoint, scope) still works.
 
     Returns:
       (net, end_points): the `final_endpoint` tensor, and every end point
       built so far by name, in build order.
 
     Raises:
-      ValueError: if `final_endpoint` is unknown, `depth_multiplier` <= 0 or
-        `min_depth` < 1.
+      ValueError: if `final_endpoint` is not one of the layers built.
     """
-    layers = inception_utils.layers_up_to(_LAYERS, final_endpoint)
-    depth = inception_utils.depth_fn(depth_multiplier, min_depth)
+    layers = _LAYERS if include_root_block else _INCEPTION_LAYERS
+    layers = inception_utils.layers_up_to(layers, final_endpoint)
     with tf.variable_scope(scope, 'InceptionV1', [inputs]):
         with slim.arg_scope([slim.conv2d, slim.fully_connected],
                             weights_initializer=tf.truncated_normal_initializer(stddev=0.01)):
             with slim.arg_scope([slim.conv2d, slim.max_pool2d], stride=1, padding='SAME'):
-                return inception_utils.build_layers(inputs, layers, depth=depth)
+                return inception_utils.build_layers(inputs, layers)
 
 
 def _check_pool_fits(net: tf.Tensor) -> None:
@@ -161,9 +163,6 @@ def inception_v1(inputs: tf.Tensor,
                  reuse: bool | None = None,
                  scope: str = 'InceptionV1',
                  global_pool: bool = False,
-                 *,
-                 min_depth: int = 16,
-                 depth_multiplier: float = 1.0,
                  ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Builds Inception v1 with its classification head.
 
@@ -180,21 +179,18 @@ def inception_v1(inputs: tf.Tensor,
       scope: variable scope.
       global_pool: average over the whole final feature map, whatever its
         size, instead of a fixed 7 x 7 window.
-      min_depth: the fewest channels any convolution gets after scaling.
-      depth_multiplier: scales the channels of every convolution.
 
     Returns:
       (logits, end_points): logits [batch, num_classes] (or the pooled
       features, see `num_classes`) and the end points by name.
 
     Raises:
-      ValueError: for a bad `depth_multiplier` or `min_depth`, or a final map
-        known to be smaller than 7 x 7 without `global_pool`.
+      ValueError: for a final map known to be smaller than 7 x 7 without
+        `global_pool`.
     """
     with inception_utils.classifier_scope(scope, 'InceptionV1', inputs, reuse,
                                           is_training) as net_scope:
-        net, end_points = inception_v1_base(inputs, min_depth=min_depth,
-                                            depth_multiplier=depth_multiplier, scope=net_scope)
+        net, end_points = inception_v1_base(inputs, scope=net_scope)
         if not global_pool:
             # v1 refuses, rather than shrinks, a window the map cannot fill.
             _check_pool_fits(net)

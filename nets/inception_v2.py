@@ -6,8 +6,9 @@ with batch norm, 5x5 convolutions replaced by two 3x3 ones, and stride-2
 reduction blocks in place of the max pools. As in `inception_v2_2016_08_28`,
 the first layer is a separable 7x7 convolution by default.
 
-The network is a table of layers (`_LAYERS`); `inception_v2_base` builds it
-row by row and stops at `final_endpoint`.
+The network is a table of layers, the root block (`_ROOT_LAYERS`) then the
+Inception blocks (`_INCEPTION_LAYERS`); `inception_v2_base` builds it row by
+row and stops at `final_endpoint`.
 """
 
 import dataclasses
@@ -17,7 +18,10 @@ import tensorflow.compat.v1 as tf
 
 from nets import inception_utils
 from nets.inception_utils import DepthFn
-from slim_compat import slim
+from slim_classifier.compat import slim
+
+# As in TF-Slim, every Inception net has its `inception_vN_arg_scope`: the shared one.
+inception_v2_arg_scope = inception_utils.inception_arg_scope
 
 DATA_FORMATS = ('NHWC', 'NCHW')
 
@@ -139,12 +143,14 @@ class _Reduction:
 
 
 # (end point, layer) in order; the comment is the layer's output at 224 x 224.
-_LAYERS = (
+_ROOT_LAYERS = (
     ('Conv2d_1a_7x7', _FirstConv(64)),                               # 112 x 112 x 64
     ('MaxPool_2a_3x3', _MaxPool()),                                  # 56 x 56 x 64
     ('Conv2d_2b_1x1', _Conv(64, 1, stddev=0.1)),                     # 56 x 56 x 64
     ('Conv2d_2c_3x3', _Conv(192, 3)),                                # 56 x 56 x 192
     ('MaxPool_3a_3x3', _MaxPool()),                                  # 28 x 28 x 192
+)
+_INCEPTION_LAYERS = (
     ('Mixed_3b', _Mixed(64, (64, 64), (64, 96), 32)),                # 28 x 28 x 256
     ('Mixed_3c', _Mixed(64, (64, 96), (64, 96), 64)),                # 28 x 28 x 320
     ('Mixed_4a', _Reduction((128, 160), (64, 96))),                  # 14 x 14 x 576
@@ -156,6 +162,8 @@ _LAYERS = (
     ('Mixed_5b', _Mixed(352, (192, 320), (160, 224), 128)),          # 7 x 7 x 1024
     ('Mixed_5c', _Mixed(352, (192, 320), (192, 224), 128, max_pool=True)),  # 7 x 7 x 1024
 )
+
+_LAYERS = _ROOT_LAYERS + _INCEPTION_LAYERS
 
 END_POINTS = tuple(name for name, _ in _LAYERS)
 
@@ -188,20 +196,25 @@ def inception_v2_base(inputs: tf.Tensor,
                       depth_multiplier: float = 1.0,
                       use_separable_conv: bool = True,
                       data_format: str = 'NHWC',
+                      include_root_block: bool = True,
                       scope: str | tf.VariableScope | None = None,
                       ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Builds Inception v2 from the input up to `final_endpoint`.
 
     Args:
       inputs: images, [batch, height, width, channels] (or [batch, channels,
-        height, width] for 'NCHW').
-      final_endpoint: the last end point to build, one of `END_POINTS`.
+        height, width] for 'NCHW'); without the root block, a map shaped like
+        the root's output (28 x 28 x 192 for a 224 x 224 image).
+      final_endpoint: the last end point to build, one of `END_POINTS` (one
+        of the Inception blocks' without the root block).
       min_depth: the fewest channels any convolution gets after scaling.
       depth_multiplier: scales the channels of every convolution, as
         max(int(depth * depth_multiplier), min_depth).
       use_separable_conv: make the first layer a separable convolution, as
         the public checkpoint has it; False makes it a plain one.
       data_format: 'NHWC' or 'NCHW'; 'NCHW' needs `use_separable_conv=False`.
+      include_root_block: build the root block (Conv2d_1a_7x7 to
+        MaxPool_3a_3x3); False starts at Mixed_3b.
       scope: variable scope (name or `tf.VariableScope`); default
         'InceptionV2'.
 
@@ -210,11 +223,12 @@ def inception_v2_base(inputs: tf.Tensor,
       built so far by name, in build order.
 
     Raises:
-      ValueError: if `final_endpoint` or `data_format` is unknown,
-        `depth_multiplier` <= 0, `min_depth` < 1, or a separable first layer
-        is asked for with 'NCHW'.
+      ValueError: if `final_endpoint` is not one of the layers built,
+        `data_format` is unknown, `depth_multiplier` <= 0, `min_depth` < 1,
+        or a separable first layer is asked for with 'NCHW'.
     """
-    layers = inception_utils.layers_up_to(_LAYERS, final_endpoint)
+    layers = _LAYERS if include_root_block else _INCEPTION_LAYERS
+    layers = inception_utils.layers_up_to(layers, final_endpoint)
     settings = _settings(min_depth, depth_multiplier, use_separable_conv, data_format)
     with tf.variable_scope(scope, 'InceptionV2', [inputs]):
         # Batch norm must know the layout too, or 'NCHW' normalises per image column.

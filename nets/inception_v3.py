@@ -13,7 +13,10 @@ import tensorflow.compat.v1 as tf
 
 from nets import inception_utils
 from nets.inception_utils import DepthFn, Layer
-from slim_compat import slim
+from slim_classifier.compat import slim
+
+# As in TF-Slim, every Inception net has its `inception_vN_arg_scope`: the shared one.
+inception_v3_arg_scope = inception_utils.inception_arg_scope
 
 _BASE_SCOPE = 'InceptionV3'
 

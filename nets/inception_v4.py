@@ -14,12 +14,14 @@ import tensorflow.compat.v1 as tf
 
 from nets import inception_utils
 from nets.inception_utils import Layer
-from slim_compat import slim
+from slim_classifier.compat import slim
+
+# As in TF-Slim, every Inception net has its `inception_vN_arg_scope`: the shared one.
+inception_v4_arg_scope = inception_utils.inception_arg_scope
 
 _BASE_SCOPE = 'InceptionV4'
 # The kernel that turns the auxiliary head's 5 x 5 grid (at 299 x 299 input)
 # into one vector, used when the grid size is unknown at graph-building time.
-_AUX_KERNEL_SIZE = [5, 5]
 
 
 @contextlib.contextmanager
@@ -292,29 +294,6 @@ def inception_v4_base(inputs: tf.Tensor, final_endpoint: str = 'Mixed_7d',
         return inception_utils.build_layers(inputs, layers)
 
 
-def _aux_logits(mixed_6h: tf.Tensor, num_classes: int) -> tf.Tensor:
-    """The auxiliary classifier on Mixed_6h that regularises training."""
-    with tf.variable_scope('AuxLogits'):
-        # 17 x 17 x 1024
-        net = slim.avg_pool2d(mixed_6h, [5, 5], stride=3, padding='VALID',
-                              scope='AvgPool_1a_5x5')
-        # 5 x 5 x 1024
-        net = slim.conv2d(net, 128, [1, 1], scope='Conv2d_1b_1x1')
-        # 5 x 5 x 128; the kernel covers the whole grid.
-        grid = net.get_shape()[1:3]
-        grid_known = grid.is_fully_defined()
-        net = slim.conv2d(net, 768, grid.as_list() if grid_known else _AUX_KERNEL_SIZE,
-                          padding='VALID', scope='Conv2d_2a')
-        if not grid_known:
-            # The fully connected layer needs a fixed feature count: insist,
-            # when the graph runs, on the 1 x 1 grid a 299 x 299 input gives.
-            net = tf.ensure_shape(net, [None, 1, 1, 768])
-        # 1 x 1 x 768
-        net = slim.flatten(net)
-        return slim.fully_connected(net, num_classes, activation_fn=None,
-                                    scope='Aux_logits')
-
-
 def _global_average(net: tf.Tensor) -> tf.Tensor:
     """Averages each channel over the whole grid, keeping 1 x 1 spatial dims."""
     grid = net.get_shape()[1:3]
@@ -358,7 +337,9 @@ def inception_v4(inputs: tf.Tensor,
                                           is_training) as net_scope:
         net, end_points = inception_v4_base(inputs, scope=net_scope)
         if create_aux_logits and num_classes:
-            end_points['AuxLogits'] = _aux_logits(end_points['Mixed_6h'], num_classes)
+            end_points['AuxLogits'] = inception_utils.aux_logits(
+                end_points['Mixed_6h'], num_classes, pool_scope='AvgPool_1a_5x5',
+                conv_scope='Conv2d_2a', logits_scope='Aux_logits')
         with tf.variable_scope('Logits'):
             # 8 x 8 x 1536
             net = _global_average(net)

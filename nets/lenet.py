@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
-from slim_compat import slim
+from slim_classifier.compat import slim
 
 
 def lenet(images: tf.Tensor,
@@ -17,8 +17,7 @@ def lenet(images: tf.Tensor,
           is_training: bool = False,
           dropout_keep_prob: float = 0.5,
           prediction_fn: Callable[..., tf.Tensor] = slim.softmax,
-          scope: str = 'LeNet',
-          reuse: bool | None = None) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+          scope: str = 'LeNet') -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Builds LeNet for 28 x 28 images (MNIST-sized).
 
     Args:
@@ -30,7 +29,6 @@ def lenet(images: tf.Tensor,
       dropout_keep_prob: fraction of `fc3` activations kept while training.
       prediction_fn: turns the logits into the `Predictions` end point.
       scope: the variable scope of the whole net.
-      reuse: reuse the variables of an earlier build under the same scope.
 
     Returns:
       (logits, end_points): logits [batch, num_classes] (or the `fc3` features
@@ -43,7 +41,7 @@ def lenet(images: tf.Tensor,
     if num_classes is not None and num_classes < 0:
         raise ValueError('num_classes must be >= 0 or None; got %d' % num_classes)
     end_points = {}
-    with tf.variable_scope(scope, 'LeNet', [images], reuse=reuse):
+    with tf.variable_scope(scope, 'LeNet', [images]):
         # 28 x 28 x 32
         net = end_points['conv1'] = slim.conv2d(images, 32, [5, 5], scope='conv1')
         # 14 x 14 x 32
@@ -62,7 +60,8 @@ def lenet(images: tf.Tensor,
             net, dropout_keep_prob, is_training=is_training, scope='dropout3')
         logits = end_points['Logits'] = slim.fully_connected(
             net, num_classes, activation_fn=None, scope='fc4')
-        end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
+    # As in TF-Slim, the predictions op sits outside the LeNet scope.
+    end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
     return logits, end_points
 
 

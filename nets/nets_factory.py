@@ -2,63 +2,82 @@
 
 Every other part of the project (training, evaluation, export, preprocessing
 choice, benchmarks, tests) reads the networks from `NETWORKS`; adding a net
-is one `_register` call.
+is one `_register` call. Builders are named by their module path and loaded
+when first used, so listing the nets (`--help`, `list_models`) imports no
+TensorFlow. `networks_map` and `arg_scopes_map` are read-only views with the
+original TF-Slim names.
 """
 
 import dataclasses
 import difflib
 import functools
-from collections.abc import Callable
-
-import tensorflow.compat.v1 as tf
-
-from slim_compat import slim
-from nets import alexnet, cifarnet, inception_utils, lenet, vgg
-from nets import inception_v1, inception_v2, inception_v3, inception_v4
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 # (logits, end_points) = network_fn(images)
-NetworkFn = Callable[..., tuple[tf.Tensor, dict[str, tf.Tensor]]]
+NetworkFn = Callable[..., tuple[Any, dict[str, Any]]]
+
+
+def _load(path: str) -> Callable:
+    """'nets.vgg:vgg_16' -> the function vgg_16 of nets/vgg.py."""
+    module_name, _, attribute = path.partition(':')
+    value = importlib.import_module(module_name)
+    for part in attribute.split('.'):
+        value = getattr(value, part)
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
 class NetSpec:
     """How to build one network and what it expects as input."""
     name: str
-    builder: Callable[..., tuple[tf.Tensor, dict[str, tf.Tensor]]]
-    arg_scope: Callable[..., dict]
+    builder_path: str  # 'module:function'
+    arg_scope_path: str
     default_image_size: int
     preprocessing_name: str
     num_channels: int = 3
     # The class count of the public checkpoints, used when none is given.
     default_num_classes: int = 1000
+    # Arguments the name binds (e.g. depth_multiplier of mobilenet_v1_050).
+    bound_arguments: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def builder(self) -> Callable[..., tuple[Any, dict[str, Any]]]:
+        builder = _load(self.builder_path)
+        if not self.bound_arguments:
+            return builder
+        bound = functools.partial(builder, **dict(self.bound_arguments))
+        return functools.update_wrapper(bound, builder)
+
+    @property
+    def arg_scope(self) -> Callable[..., dict]:
+        return _load(self.arg_scope_path)
 
 
 NETWORKS: dict[str, NetSpec] = {}
 
 
-def _register(spec: NetSpec) -> None:
-    if spec.name in NETWORKS:
-        raise ValueError('network %r is registered twice' % spec.name)
-    NETWORKS[spec.name] = spec
+def _register(name: str, builder_path: str, arg_scope_path: str, default_image_size: int,
+              preprocessing_name: str, **kwargs) -> None:
+    if name in NETWORKS:
+        raise ValueError('network %r is registered twice' % name)
+    NETWORKS[name] = NetSpec(name, builder_path, arg_scope_path, default_image_size,
+                             preprocessing_name, **kwargs)
 
 
-_register(NetSpec('lenet', lenet.lenet, lenet.lenet_arg_scope, 28, 'lenet',
-                  num_channels=1, default_num_classes=10))
-_register(NetSpec('cifarnet', cifarnet.cifarnet, cifarnet.cifarnet_arg_scope, 32,
-                  'cifarnet', default_num_classes=10))
-_register(NetSpec('alexnet_v2', alexnet.alexnet_v2, alexnet.alexnet_v2_arg_scope, 224,
-                  'vgg'))
+_register('lenet', 'nets.lenet:lenet', 'nets.lenet:lenet_arg_scope', 28, 'lenet',
+          num_channels=1, default_num_classes=10)
+_register('cifarnet', 'nets.cifarnet:cifarnet', 'nets.cifarnet:cifarnet_arg_scope', 32,
+          'cifarnet', default_num_classes=10)
+_register('alexnet_v2', 'nets.alexnet:alexnet_v2', 'nets.alexnet:alexnet_v2_arg_scope', 224,
+          'vgg')
 for _name in ('vgg_a', 'vgg_16', 'vgg_19'):
-    _register(NetSpec(_name, getattr(vgg, _name), vgg.vgg_arg_scope, 224, 'vgg'))
-_register(NetSpec('inception_v1', inception_v1.inception_v1,
-                  inception_utils.inception_arg_scope, 224, 'inception'))
-_register(NetSpec('inception_v2', inception_v2.inception_v2,
-                  inception_utils.inception_arg_scope, 224, 'inception'))
-_register(NetSpec('inception_v3', inception_v3.inception_v3,
-                  inception_utils.inception_arg_scope, 299, 'inception'))
-_register(NetSpec('inception_v4', inception_v4.inception_v4,
-                  inception_utils.inception_arg_scope, 299, 'inception',
-                  default_num_classes=1001))
+    _register(_name, 'nets.vgg:' + _name, 'nets.vgg:vgg_arg_scope', 224, 'vgg')
+for _name, _size, _classes in (('inception_v1', 224, 1000), ('inception_v2', 224, 1000),
+                               ('inception_v3', 299, 1000), ('inception_v4', 299, 1001)):
+    _register(_name, 'nets.%s:%s' % (_name, _name), 'nets.inception_utils:inception_arg_scope',
+              _size, 'inception', default_num_classes=_classes)
 
 
 def list_networks() -> list[str]:
@@ -99,14 +118,37 @@ def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0
     Raises:
       ValueError: for an unknown name.
     """
+    from slim_classifier.compat import slim
     spec = get_network_spec(name)
+    builder, arg_scope = spec.builder, spec.arg_scope
 
-    @functools.wraps(spec.builder)
+    @functools.wraps(builder)
     def network_fn(images, **kwargs):
-        with slim.arg_scope(spec.arg_scope(weight_decay=weight_decay)):
-            return spec.builder(images, num_classes=num_classes,
-                                is_training=is_training, **kwargs)
+        with slim.arg_scope(arg_scope(weight_decay=weight_decay)):
+            return builder(images, num_classes=num_classes, is_training=is_training, **kwargs)
 
     network_fn.default_image_size = spec.default_image_size
     network_fn.spec = spec
     return network_fn
+
+
+class _LazyView(Mapping):
+    """A read-only {name: function} view of the registry, loading each function on access."""
+
+    def __init__(self, attribute: str):
+        self._attribute = attribute
+
+    def __getitem__(self, name: str) -> Callable:
+        if name not in NETWORKS:
+            raise KeyError(name)
+        return getattr(NETWORKS[name], self._attribute)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NETWORKS)
+
+    def __len__(self) -> int:
+        return len(NETWORKS)
+
+
+networks_map: Mapping[str, Callable] = _LazyView('builder')
+arg_scopes_map: Mapping[str, Callable] = _LazyView('arg_scope')

@@ -11,12 +11,10 @@ so the public checkpoints restore without renaming; end point keys carry the
 full scope (`vgg_16/conv1/conv1_1`, `vgg_16/pool1`, `vgg_16/fc8`).
 """
 
-from collections.abc import Callable
-
 import tensorflow.compat.v1 as tf
 
 from nets.conv_head import classifier_head
-from slim_compat import slim
+from slim_classifier.compat import slim
 
 # Convolutions per block: configurations A, D and E of the paper.
 CONV_REPEATS: dict[str, tuple[int, ...]] = {
@@ -47,7 +45,6 @@ def vgg(inputs: tf.Tensor,
         scope: str = 'vgg',
         fc_conv_padding: str = 'VALID',
         global_pool: bool = False,
-        prediction_fn: Callable[..., tf.Tensor] = slim.softmax,
         ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Builds a VGG net with `conv_repeats[i]` convolutions in block i + 1.
 
@@ -66,11 +63,11 @@ def vgg(inputs: tf.Tensor,
         spatial_squeeze=False).
       global_pool: average `fc7` over its spatial extent, so inputs larger
         than 224 x 224 still give one prediction per image.
-      prediction_fn: turns the logits into the `Predictions` end point.
 
     Returns:
       (logits, end_points): logits [batch, num_classes] (4-D without the
-      squeeze), and a dict from end point name to tensor.
+      squeeze), and a dict from end point name to tensor. As in TF-Slim there
+      is no `Predictions` end point: apply a softmax to the logits.
 
     Raises:
       ValueError: if conv_repeats is not five positive counts, num_classes is
@@ -99,7 +96,7 @@ def vgg(inputs: tf.Tensor,
             net, end_points, net_scope.name, fc6_kernel_size=[7, 7],
             fc6_padding=fc_conv_padding, num_classes=num_classes, is_training=is_training,
             dropout_keep_prob=dropout_keep_prob, global_pool=global_pool,
-            spatial_squeeze=spatial_squeeze, prediction_fn=prediction_fn)
+            spatial_squeeze=spatial_squeeze)
     return net, end_points
 
 
@@ -120,33 +117,30 @@ def vgg_a(inputs: tf.Tensor, num_classes: int | None = 1000, is_training: bool =
           dropout_keep_prob: float = 0.5, spatial_squeeze: bool = True,
           reuse: bool | None = None, scope: str = 'vgg_a', fc_conv_padding: str = 'VALID',
           global_pool: bool = False,
-          prediction_fn: Callable[..., tf.Tensor] = slim.softmax,
           ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """VGG 11 layers (configuration A); the arguments are those of `vgg`."""
     return vgg(inputs, CONV_REPEATS['vgg_a'], num_classes, is_training, dropout_keep_prob,
-               spatial_squeeze, reuse, scope, fc_conv_padding, global_pool, prediction_fn)
+               spatial_squeeze, reuse, scope, fc_conv_padding, global_pool)
 
 
 def vgg_16(inputs: tf.Tensor, num_classes: int | None = 1000, is_training: bool = True,
            dropout_keep_prob: float = 0.5, spatial_squeeze: bool = True,
            reuse: bool | None = None, scope: str = 'vgg_16', fc_conv_padding: str = 'VALID',
            global_pool: bool = False,
-           prediction_fn: Callable[..., tf.Tensor] = slim.softmax,
            ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """VGG 16 layers (configuration D); the arguments are those of `vgg`."""
     return vgg(inputs, CONV_REPEATS['vgg_16'], num_classes, is_training, dropout_keep_prob,
-               spatial_squeeze, reuse, scope, fc_conv_padding, global_pool, prediction_fn)
+               spatial_squeeze, reuse, scope, fc_conv_padding, global_pool)
 
 
 def vgg_19(inputs: tf.Tensor, num_classes: int | None = 1000, is_training: bool = True,
            dropout_keep_prob: float = 0.5, spatial_squeeze: bool = True,
            reuse: bool | None = None, scope: str = 'vgg_19', fc_conv_padding: str = 'VALID',
            global_pool: bool = False,
-           prediction_fn: Callable[..., tf.Tensor] = slim.softmax,
            ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """VGG 19 layers (configuration E); the arguments are those of `vgg`."""
     return vgg(inputs, CONV_REPEATS['vgg_19'], num_classes, is_training, dropout_keep_prob,
-               spatial_squeeze, reuse, scope, fc_conv_padding, global_pool, prediction_fn)
+               spatial_squeeze, reuse, scope, fc_conv_padding, global_pool)
 
 
 # The paper's configuration letters, kept as in TF-Slim.

@@ -66,19 +66,18 @@ def preprocess_for_eval(image: tf.Tensor, output_height: int, output_width: int,
       image: a uint8 image [height, width, channels] with 1 or 3 channels.
       output_height: height of the returned image.
       output_width: width of the returned image.
-      add_image_summaries: add image summaries of the input and the result.
+      add_image_summaries: kept for the original signature; evaluation adds no
+        summaries, so that an exported inference graph holds no summary nodes
+        that its export leaves out.
       use_grayscale: convert a 3-channel image to one channel.
 
     Returns:
       A float32 image [output_height, output_width, channels], centrally
       cropped or zero padded, with zero mean and unit variance.
     """
+    del add_image_summaries
     with tf.name_scope('cifarnet_eval'):
-        if add_image_summaries:
-            image_summary('image', image)
         image = crop_or_pad_to_float(image, output_height, output_width, use_grayscale)
-        if add_image_summaries:
-            image_summary('resized_image', image)
         return tf.image.per_image_standardization(image)
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
+from preprocessing.image_ops import image_summary
+
 # Parameters of the distorted bounding-box crop used for training.
 _MIN_OBJECT_COVERED = 0.1
 _ASPECT_RATIO_RANGE = (0.75, 1.33)
@@ -196,14 +198,10 @@ def _whole_image_box() -> tf.Tensor:
     return tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
 
 
-def _image_summary(name: str, image: tf.Tensor) -> None:
-    tf.summary.image(name, tf.expand_dims(image, 0))
-
-
 def _summarise_boxes(name: str, image: tf.Tensor, boxes: tf.Tensor) -> None:
     """Adds an image summary of `image` with `boxes` drawn on it."""
     unit_image = tf.cast(image, tf.float32) * _unit_scale(image.dtype)
-    _image_summary(name, tf.image.draw_bounding_boxes(
+    image_summary(name, tf.image.draw_bounding_boxes(
             tf.expand_dims(unit_image, 0), boxes)[0])
 
 
@@ -269,14 +267,14 @@ def preprocess_for_train(image: tf.Tensor, height: int, width: int,
                 lambda x, k: _resize_to_unit_float(x, height, width, _RESIZE_METHODS[k]),
                 num_resize_cases)
         if add_image_summaries:
-            _image_summary('cropped_resized_image', image)
+            image_summary('cropped_resized_image', image)
         image = tf.image.random_flip_left_right(image)
         num_colour_cases = 1 if fast_mode else len(_FULL_COLOUR_ORDERINGS)
         image = _apply_random_case(
                 image, lambda x, k: distort_color(x, k, fast_mode), num_colour_cases)
         image = _maybe_grayscale(image, use_grayscale)
         if add_image_summaries:
-            _image_summary('final_distorted_image', image)
+            image_summary('final_distorted_image', image)
         return _to_signed_unit_range(image)
 
 

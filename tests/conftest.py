@@ -1,12 +1,10 @@
-"""Shared test set-up: quiet TensorFlow, make the repository importable, shared datasets."""
+"""Shared test set-up: quiet TensorFlow, shared datasets."""
 
 import os
-import sys
 
 import pytest
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope='session')

@@ -5,7 +5,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from nets import inception, inception_utils
-from slim_compat import slim
+from slim_classifier.compat import slim
 from tests.net_facts import NET_FACTS
 
 

@@ -56,7 +56,7 @@ def test_steady_rates_leave_out_the_warm_up_windows():
     assert run.cpu_ms_per_image == pytest.approx(1000.0 * 10.0 / 80)
 
 
-def test_our_trainer_log_gives_one_window_per_progress_line(digits_dir, tmp_path):
+def test_our_trainer_gives_one_window_per_metrics_record(digits_dir, tmp_path):
     plan = run_all.NetPlan('lenet', 'digits', batch_size=8, steps=12, log_every=4,
                            warmup_windows=1, eval_split='test', eval_batch_size=8,
                            eval_batches=1)

@@ -1,7 +1,9 @@
 """classify_image: the top classes of real photographs from every kind of model."""
 
+import glob
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -9,11 +11,11 @@ import sklearn.datasets
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from evaluation import classifier, exporter, labels
 from nets import nets_factory
 from preprocessing import preprocessing_factory
+from slim_classifier.serving import classifier, exporter, labels, metadata
+from slim_classifier.training import trainer
 from tests import training_helpers as helpers
-from training import trainer
 
 PHOTOS = [os.path.join(os.path.dirname(sklearn.datasets.__file__), 'images', name)
           for name in ('china.jpg', 'flower.jpg')]
@@ -42,8 +44,9 @@ def models(digits_dir, tmp_path_factory):
              'saved_model': str(directory / 'saved_model'),
              'tflite': str(directory / 'tflite' / 'lenet.tflite')}
     for kind in ('graphdef', 'saved_model', 'tflite'):
-        exporter.export(exporter.ExportConfig('lenet', paths[kind], DIGIT_NAMES,
-                                              export_format=kind, checkpoint_path=checkpoint))
+        exporter.export(exporter.ExportConfig(model_name='lenet', output_file=paths[kind],
+                                              class_names=DIGIT_NAMES, export_format=kind,
+                                              checkpoint_path=checkpoint))
     return paths
 
 
@@ -105,11 +108,10 @@ def test_command_prints_the_top_classes_of_photographs(models, images, expected,
         assert [p for p, _, _ in printed[path]] == pytest.approx(probabilities[top], abs=1e-4)
 
 
-def test_labels_beside_an_export_are_found(models):
+def test_labels_inside_a_saved_model_and_in_the_metadata_of_a_file(models):
     assert classifier.default_labels_file(models['saved_model']) == os.path.join(
         models['saved_model'], 'labels.txt')
-    assert labels.read_labels_file(classifier.default_labels_file(models['tflite'])) == (
-        DIGIT_NAMES)
+    assert metadata.read(models['tflite']).class_names == DIGIT_NAMES
 
 
 def test_checkpoint_of_an_rgb_net_gets_its_own_preprocessing(tmp_path, images):
@@ -129,8 +131,11 @@ def test_checkpoint_of_an_rgb_net_gets_its_own_preprocessing(tmp_path, images):
         assert np.abs(probabilities - reference).max() < TOLERANCE
 
 
-def test_command_with_a_checkpoint_needs_labels(models, images):
-    result = helpers.run_command('classify_image.py', '--model_path=' + models['checkpoint'],
+def test_command_with_a_checkpoint_outside_a_run_needs_labels(models, images, tmp_path):
+    for path in glob.glob(models['checkpoint'] + '.*'):
+        shutil.copy(path, tmp_path)
+    lone = str(tmp_path / os.path.basename(models['checkpoint']))
+    result = helpers.run_command('classify_image.py', '--model_path=' + lone,
                                  '--model_name=lenet', images[0], check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
@@ -147,7 +152,8 @@ def test_a_file_that_is_no_image_is_named(models, tmp_path):
 
 
 def test_unfrozen_graph_is_refused(tmp_path):
-    exporter.export(exporter.ExportConfig('lenet', str(tmp_path / 'lenet.pb'), DIGIT_NAMES))
+    exporter.export(exporter.ExportConfig(model_name='lenet', output_file=str(tmp_path / 'lenet.pb'),
+                                          class_names=DIGIT_NAMES))
     with pytest.raises(ValueError, match='holds variables, not weights'):
         classifier.load_model(str(tmp_path / 'lenet.pb'), 'lenet')
 

@@ -313,7 +313,7 @@ def test_cli_fails_after_writing_its_report_when_too_many_files_are_rejected(tmp
     assert 'Traceback' not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and '--max_rejected_fraction' in errors[0]
-    assert 'images/s' in result.stderr
+    assert 'converting pets: 7 of 7 images' in result.stderr
     assert 'Converted 6 images' in result.stdout
     with open(os.path.join(dataset_dir, 'conversion_report.json'), encoding='utf-8') as report:
         rejected = json.load(report)['rejected']
@@ -370,10 +370,14 @@ def test_bad_arguments_raise_one_clear_line(small_folder, tmp_path, arguments, m
 
 def test_progress_printer_shows_rate_and_the_final_update():
     output = io.StringIO()
-    times = iter([0.0, 0.5, 1.0, 4.0])
+    times = iter([0.0, 0.5, 1.0, 4.0, 10.0, 10.001])
     printer = ProgressPrinter(output, interval=2.0, clock=lambda: next(times))
     for done in (0, 1, 2, 4):
         printer('converting x', done, 4, 'images')
+    printer('converting y', 0, 500, 'images')
+    printer('converting y', 500, 500, 'images')  # 1 ms later: no rate to speak of
     lines = output.getvalue().splitlines()
-    assert lines == ['converting x: 0 of 4 images (0.0 images/s)',
-                     'converting x: 4 of 4 images (1.0 images/s)']
+    assert lines == ['converting x: 0 of 4 images',
+                     'converting x: 4 of 4 images (1.0 images/s)',
+                     'converting y: 0 of 500 images',
+                     'converting y: 500 of 500 images']

@@ -14,7 +14,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from datasets import dataset_factory
-from slim_compat import slim
+from slim_classifier.compat import slim
 
 
 def _feature(value):

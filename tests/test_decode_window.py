@@ -10,7 +10,7 @@ from sklearn.datasets import load_sample_images
 
 from datasets import dataset_factory, input_pipeline
 from preprocessing import inception_preprocessing, preprocessing_factory
-from training import trainer
+from slim_classifier.runtime import batches
 
 HEIGHT, WIDTH = 48, 64
 NUM_CLASSES = 3
@@ -129,13 +129,11 @@ def test_crop_window_of_an_unknown_name_lists_the_valid_ones():
 
 
 def _trainer_batches(directory, model_name):
-    """One training batch from the trainer's own input pipeline; and its graph."""
+    """One training batch from the input recipe the trainer builds its graph with; its graph."""
     dataset, _ = _write_dataset(directory, [b'jpeg'] * 4)
-    config = trainer.TrainConfig(train_dir=directory, dataset_dir=directory, dataset_name='win',
-                                 model_name=model_name, train_image_size=32, batch_size=2,
-                                 num_readers=1, seed=1)
     with tf.Graph().as_default() as graph:
-        images, _ = trainer._input_batches(config, dataset, 224, replica_id=0).get_next()
+        images, _ = tf.data.make_one_shot_iterator(batches.training_batches(
+            dataset, model_name, 32, 2, num_readers=1, seed=1)).get_next()
         with tf.Session() as session:
             batch = session.run(images)
     return batch, graph

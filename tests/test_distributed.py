@@ -17,8 +17,9 @@ from datasets import dataset_factory, input_pipeline
 from deployment import model_deploy
 from nets import nets_factory
 from preprocessing import preprocessing_factory
+from slim_classifier.training import cluster, trainer
+from slim_classifier.training.graph import build_training_graph
 from tests import training_helpers as helpers
-from training import cluster, trainer
 
 CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over the 10 digits
 # Stale asynchronous updates of LeNet's large first gradients left the net dead (at the
@@ -348,7 +349,7 @@ def test_gpu_clones_compute_on_their_gpu_with_inputs_and_variables_on_the_cpu(di
     # The graph of `--num_clones=2` is built, not run: placement needs no GPU to check.
     config = helpers.lenet_config(tmp_path, digits_dir, num_clones=2)
     with tf.Graph().as_default() as graph:
-        trainer._build_training_graph(config, is_chief=True)
+        build_training_graph(config, is_chief=True)
     devices = {}
     for op in graph.get_operations():
         scope = op.name.split('/')[0] if op.name.startswith('clone_') else 'shared'

@@ -12,11 +12,11 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 from sklearn import metrics as sklearn_metrics
 
-from evaluation import confusion_image, evaluator, metrics
 from nets import nets_factory
+from slim_classifier.evaluation import confusion_image, evaluator, metrics
+from slim_classifier.runtime.checkpoints import CheckpointMismatch
+from slim_classifier.training import trainer
 from tests import training_helpers as helpers
-from training import trainer
-from training.checkpoints import CheckpointMismatch
 
 # ITU-R 601-2 luma weights, which tf.image.rgb_to_grayscale applies.
 LUMA = np.array([0.2989, 0.5870, 0.1140], np.float32)

@@ -9,14 +9,14 @@ import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 from google.protobuf import text_format
 
-from evaluation import exporter
-from evaluation.files import write_atomically
 from nets import inception_utils, inception_v1, nets_factory
 from preprocessing import preprocessing_factory
-from slim_compat import slim
+from slim_classifier.compat import slim
+from slim_classifier.runtime.checkpoints import CheckpointMismatch
+from slim_classifier.runtime.files import write_atomically
+from slim_classifier.serving import exporter, metadata
+from slim_classifier.training import trainer
 from tests import training_helpers as helpers
-from training import trainer
-from training.checkpoints import CheckpointMismatch
 
 PHOTOS = [os.path.join(os.path.dirname(sklearn.datasets.__file__), 'images', name)
           for name in ('china.jpg', 'flower.jpg')]
@@ -98,8 +98,8 @@ def test_frozen_graph_matches_the_checkpoint(trained, lenet_reference, tmp_path)
     assert graph.get_tensor_by_name('input:0').shape.as_list() == [None, 28, 28, 1]
     assert np.abs(probabilities - expected).max() < TOLERANCE
     assert (result.input_name, result.output_name) == ('input:0', 'output:0')
-    assert result.labels_file == str(tmp_path / 'labels.txt')
-    assert _labels(result.labels_file) == ''.join('%d:%d\n' % (d, d) for d in range(10))
+    assert result.metadata_file == str(tmp_path / 'lenet.pb.json')
+    assert metadata.read(result.path).class_names == DIGIT_NAMES
 
 
 def test_saved_model_signatures_match_the_checkpoint(trained, lenet_reference, photos,
@@ -126,7 +126,7 @@ def test_tflite_model_matches_the_checkpoint(trained, lenet_reference, tmp_path)
     interpreter.invoke()
     probabilities = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])
     assert np.abs(probabilities - expected).max() < TOLERANCE
-    assert (tmp_path / 'labels.txt').exists()
+    assert sorted(os.listdir(tmp_path)) == ['lenet.tflite', 'lenet.tflite.json']
 
 
 def test_without_checkpoint_the_text_graph_keeps_its_variables(tmp_path):
@@ -135,7 +135,7 @@ def test_without_checkpoint_the_text_graph_keeps_its_variables(tmp_path):
         graph_def = text_format.Parse(graph_file.read(), tf.GraphDef())
     nodes = {node.name: node for node in graph_def.node}
     assert [dim.size for dim in nodes['input'].attr['shape'].shape.dim] == [1, 28, 28, 1]
-    assert nodes['output'].op == 'Identity'
+    assert nodes['output'].op == 'Softmax'
     assert any(node.op in ('VariableV2', 'VarHandleOp') for node in graph_def.node)
     assert result.checkpoint is None
 
@@ -186,7 +186,7 @@ def test_failed_export_leaves_the_previous_export_and_no_stray_file(trained, tmp
         _export(tmp_path / 'saved', checkpoint_path=trained, export_format='saved_model',
                 class_names=DIGIT_NAMES[1:])
     assert (tmp_path / 'lenet.pb').read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ['labels.txt', 'lenet.pb']
+    assert sorted(os.listdir(tmp_path)) == ['lenet.pb', 'lenet.pb.json']
     assert first.path == str(tmp_path / 'lenet.pb')
 
 
@@ -204,16 +204,17 @@ def test_saved_model_replaces_an_earlier_export(trained, tmp_path):
     output.mkdir()
     (output / 'stale.txt').write_text('from an earlier export')
     _export(output, export_format='saved_model', checkpoint_path=trained)
-    assert sorted(os.listdir(output)) == ['labels.txt', 'saved_model.pb', 'variables']
+    assert sorted(os.listdir(output)) == ['export.json', 'labels.txt', 'saved_model.pb',
+                                          'variables']
     assert sorted(os.listdir(tmp_path)) == ['saved']
 
 
 @pytest.mark.parametrize('overrides, message', [
-    (dict(export_format='tflite'), 'export_format tflite needs a checkpoint_path'),
-    (dict(export_format='onnx'), "export_format must be one of graphdef, saved_model, "
+    (dict(export_format='tflite'), '--export_format=tflite needs a --checkpoint_path'),
+    (dict(export_format='onnx'), "--export_format must be one of graphdef, saved_model, "
                                  "tflite; got 'onnx'"),
     (dict(write_text_graphdef=True, export_format='saved_model', checkpoint_path='x'),
-     'write_text_graphdef applies to export_format graphdef only'),
+     '--write_text_graphdef applies to --export_format=graphdef only'),
 ])
 def test_invalid_export_requests_are_refused(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -225,4 +226,5 @@ def test_command_without_output_file_is_one_line():
                                  '--dataset_name=mnist', check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        'error: --output_file is required: where to write the export')
+        'error: --output_file is required: where to write the export: a file, or a directory '
+        'for --export_format=saved_model')

@@ -10,7 +10,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from nets import inception_utils, inception_v1, inception_v2
-from slim_compat import slim
+from slim_classifier.compat import slim
 from tests.net_facts import NET_FACTS
 from tests.net_test_helpers import (build_base, build_net, count_parameters,
                                     published_base_end_points, refused_base_message,
@@ -47,44 +47,77 @@ def test_base_parameter_count(name):
         assert count_parameters(slim.get_model_variables()) == parameters
 
 
-@pytest.mark.parametrize('name', sorted(MODULES))
-def test_half_depth_multiplier_halves_every_end_point(name):
+# As in TF-Slim, only v2 scales its depths; v1 takes no depth arguments.
+def test_v2_half_depth_multiplier_halves_every_end_point():
     # Every published output depth is >= 32, so halving never reaches min_depth 16.
     with tf.Graph().as_default():
-        _, end_points = build_base(name, use_batch_norm=False, depth_multiplier=0.5)
-    for end_point, shape in published_base_end_points(name).items():
+        _, end_points = build_base('inception_v2', use_batch_norm=False, depth_multiplier=0.5)
+    for end_point, shape in published_base_end_points('inception_v2').items():
         assert end_points[end_point].shape.as_list() == shape[:3] + [shape[3] // 2], end_point
 
 
-@pytest.mark.parametrize('name', sorted(MODULES))
-def test_min_depth_floors_thin_convolutions(name):
-    # Mixed_4b's Branch_0 is 192 (v1) or 224 (v2) deep; 1/16 of it is below 32.
+def test_v2_min_depth_floors_thin_convolutions():
+    # Mixed_4b's Branch_0 is 224 deep; 1/16 of it is below 32.
     with tf.Graph().as_default():
-        build_base(name, use_batch_norm=False, final_endpoint='Mixed_4b',
+        build_base('inception_v2', use_batch_norm=False, final_endpoint='Mixed_4b',
                    depth_multiplier=1 / 16, min_depth=32)
-        weights = variable_shapes()[SCOPES[name] + '/Mixed_4b/Branch_0/Conv2d_0a_1x1/weights']
+        weights = variable_shapes()['InceptionV2/Mixed_4b/Branch_0/Conv2d_0a_1x1/weights']
     assert weights[-1] == 32
 
 
-@pytest.mark.parametrize('name', sorted(MODULES))
 @pytest.mark.parametrize('depth_multiplier', [0.0, -1.0])
-def test_base_rejects_non_positive_depth_multiplier(name, depth_multiplier):
-    message = refused_base_message(name, depth_multiplier=depth_multiplier)
+def test_v2_base_rejects_non_positive_depth_multiplier(depth_multiplier):
+    message = refused_base_message('inception_v2', depth_multiplier=depth_multiplier)
     assert message == 'depth_multiplier must be > 0; got %r' % depth_multiplier
 
 
-@pytest.mark.parametrize('name', sorted(MODULES))
-def test_full_net_rejects_non_positive_depth_multiplier(name):
+def test_v2_full_net_rejects_non_positive_depth_multiplier():
     with tf.Graph().as_default():
         with pytest.raises(ValueError, match=r'^depth_multiplier must be > 0; got -0\.5$'):
-            build_net(name, tf.zeros([1, 224, 224, 3]), depth_multiplier=-0.5)
+            build_net('inception_v2', tf.zeros([1, 224, 224, 3]), depth_multiplier=-0.5)
+
+
+def test_v2_base_rejects_min_depth_below_one():
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match=r'^min_depth must be >= 1; got 0$'):
+            build_base('inception_v2', min_depth=0)
 
 
 @pytest.mark.parametrize('name', sorted(MODULES))
-def test_base_rejects_min_depth_below_one(name):
+def test_base_without_root_block_starts_at_mixed_3b(name):
+    published = published_base_end_points(name)
     with tf.Graph().as_default():
-        with pytest.raises(ValueError, match=r'^min_depth must be >= 1; got 0$'):
-            build_base(name, min_depth=0)
+        # The root block turns a 224 x 224 image into MaxPool_3a_3x3's 28 x 28 x 192.
+        root_output = tf.placeholder(tf.float32, published['MaxPool_3a_3x3'])
+        with slim.arg_scope(inception_utils.inception_arg_scope(use_batch_norm=False)):
+            net, end_points = getattr(MODULES[name], name + '_base')(
+                root_output, include_root_block=False)
+        names = variable_shapes()
+    inception_blocks = list(published)[list(published).index('Mixed_3b'):]
+    assert list(end_points) == inception_blocks
+    assert net.shape.as_list() == published['Mixed_5c']
+    assert not any(n.startswith('%s/Conv2d_' % SCOPES[name]) for n in names)
+    assert '%s/Mixed_3b/Branch_0/Conv2d_0a_1x1/weights' % SCOPES[name] in names
+
+
+@pytest.mark.parametrize('name', sorted(MODULES))
+def test_root_end_point_without_root_block_is_refused(name):
+    message = refused_base_message(name, include_root_block=False,
+                                   final_endpoint='Conv2d_2c_3x3')
+    assert message.startswith('final_endpoint must be one of Mixed_3b, ')
+    assert message.endswith("; got 'Conv2d_2c_3x3'")
+
+
+@pytest.mark.parametrize('name', sorted(MODULES))
+def test_module_exports_its_arg_scope_as_slim_does(name):
+    assert getattr(MODULES[name], name + '_arg_scope') is inception_utils.inception_arg_scope
+
+
+def test_v1_predictions_are_named_under_logits_as_in_slim():
+    with tf.Graph().as_default():
+        _, end_points = build_net('inception_v1', tf.zeros([1, 224, 224, 3]),
+                                  use_batch_norm=False, num_classes=5)
+    assert end_points['Predictions'].op.name == 'InceptionV1/Logits/Predictions/Reshape_1'
 
 
 @pytest.mark.parametrize('name', sorted(MODULES))

@@ -12,7 +12,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from nets import inception, inception_utils, inception_v1, inception_v2, inception_v3, inception_v4
-from slim_compat import slim
+from slim_classifier.compat import slim
 from tests.net_facts import NET_FACTS
 from tests.net_test_helpers import (build_base, build_net, count_parameters,
                                     published_base_end_points, refused_base_message,
@@ -241,3 +241,8 @@ def test_inception_module_re_exports_every_version():
         assert getattr(inception, version) is getattr(module, version)
         assert getattr(inception, version + '_base') is getattr(module, version + '_base')
         assert getattr(inception, version + '_arg_scope') is inception_utils.inception_arg_scope
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_module_exports_its_arg_scope_as_slim_does(name):
+    assert getattr(MODULES[name], name + '_arg_scope') is inception_utils.inception_arg_scope

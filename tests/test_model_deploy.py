@@ -7,7 +7,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from deployment import model_deploy
-from slim_compat import slim
+from slim_classifier.compat import slim
 
 # --- Device strings ---------------------------------------------------------
 

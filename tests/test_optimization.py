@@ -5,7 +5,7 @@ import math
 import pytest
 import tensorflow.compat.v1 as tf
 
-from training import optimization
+from slim_classifier.training import optimization
 
 
 def _rates(schedule, steps, **kwargs):

@@ -6,8 +6,9 @@ import os
 import pytest
 import tensorflow.compat.v1 as tf
 
+from slim_classifier.runtime import session_config
+from slim_classifier.training import optimization, trainer
 from tests import training_helpers as helpers
-from training import optimization, session_config, trainer
 
 ACCURACY_STEPS = 600
 # TensorFlow logs this once per process when it runs an XLA-compiled cluster.

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from slim_classifier.training import trainer
 from tests import training_helpers as helpers
-from training import trainer
 
 
 def test_lenet_reaches_95_percent_on_digits(digits_dir, tmp_path):
@@ -56,7 +56,8 @@ def test_resume_continues_the_global_step(digits_dir, tmp_path):
 def test_resuming_with_another_optimizer_is_one_clear_error(digits_dir, tmp_path):
     trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=2))
     with pytest.raises(trainer.TrainingError, match=r'cannot resume from .*model.ckpt-2: it does '
-                       r'not match this run \(.*RMSProp.*\); resume with the flags'):
+                       r'not match this run \(.*RMSProp.*\); resume with the options of '
+                       r'train_config.json \(--optimizer=rmsprop \(was momentum\) differ\)'):
         trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=4,
                                            optimizer='rmsprop'))
 
@@ -84,7 +85,8 @@ def test_fine_tuning_changes_only_the_trainable_scopes(digits_dir, tmp_path):
                      checkpoint_path=str(tmp_path / 'base'))
     with pytest.raises(trainer.TrainingError) as error:
         trainer.train(helpers.lenet_config(tmp_path / 'bad', three_dir, **overrides))
-    assert 'LeNet/fc4/weights: checkpoint [1024, 10], net [1024, 3]' in str(error.value)
+    assert 'LeNet/fc4/weights is [1024, 10] in the checkpoint, [1024, 3] in the net' in str(
+        error.value)
     assert '--checkpoint_exclude_scopes=LeNet/fc4' in str(error.value)
 
     tuned = trainer.train(helpers.lenet_config(

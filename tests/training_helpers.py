@@ -70,7 +70,7 @@ def digits_arrays():
 
 def lenet_config(train_dir, dataset_dir, **overrides):
     """A TrainConfig for LeNet on digits that converges in a few hundred steps."""
-    from training import trainer
+    from slim_classifier.training import trainer
     values = dict(train_dir=str(train_dir), dataset_dir=dataset_dir, dataset_name='digits',
                   model_name='lenet', batch_size=32, optimizer='momentum', learning_rate=0.01,
                   learning_rate_decay_type='fixed', weight_decay=0.0, num_readers=2,

@@ -1,0 +1,124 @@
+"""What every command shares around its `main`: grouped help, quiet logging, one-line errors.
+
+`run_command` answers `--help` from the command's config classes before
+anything heavy is imported, keeps TensorFlow's C++ and Python chatter out of
+the output unless `-v`/`--verbosity` asks for it, and prints the problems a
+user can act on as one line (exit 1).
+"""
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+
+from absl import app
+
+from slim_classifier.cli.flags import format_help
+from slim_classifier.errors import UserError
+
+# Problems with the user's input or files: printed as one line; anything else
+# is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError,
+                                                NotADirectoryError, IsADirectoryError,
+                                                PermissionError)
+HELP_ARGUMENTS = ('-h', '--help', '-help', '--helpshort', '-?')
+
+
+def requested_verbosity(argv: list[str]) -> int:
+    """The value of -v/--verbosity among `argv` (absl's flag), 0 when not given."""
+    for index, argument in enumerate(argv):
+        for name in ('-v', '--verbosity', '-verbosity'):
+            if argument == name and index + 1 < len(argv):
+                value = argv[index + 1]
+            elif argument.startswith(name + '='):
+                value = argument[len(name) + 1:]
+            else:
+                continue
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def quiet_tensorflow(verbose: bool) -> None:
+    """Keeps TensorFlow's banners, C++ log lines and deprecation notices out of the output.
+
+    Call before TensorFlow is imported: its C++ side reads the environment once.
+    """
+    if verbose:
+        os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0')
+        return
+    # 3 hides the C++ errors too, which on a machine without a GPU are the CUDA
+    # probes ("failed call to cuInit"); real errors reach the user as exceptions.
+    for name, value in (('TF_CPP_MIN_LOG_LEVEL', '3'), ('GRPC_VERBOSITY', 'ERROR')):
+        if not os.environ.get(name):
+            os.environ[name] = value
+    # tf_slim and TensorFlow's v1 layers warn about their own deprecations on import.
+    warnings.filterwarnings('ignore', category=DeprecationWarning)
+    warnings.filterwarnings('ignore', category=UserWarning, module='tf_slim')
+    warnings.filterwarnings('ignore', category=UserWarning, module='keras')
+    # TensorFlow 2.16-2.21 all ship tf.lite.Interpreter, which announces its successor.
+    warnings.filterwarnings('ignore', message=r'\s*Warning: tf.lite.Interpreter is deprecated',
+                            category=UserWarning)
+
+
+def _import_tensorflow_silently() -> None:
+    """Imports TensorFlow with the process's stderr closed.
+
+    Its C++ libraries print their banners (oneDNN, CUDA probes) through absl
+    before any log level applies, so only closing stderr keeps them out.
+    """
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s',
+                        datefmt='%H:%M:%S', force=True)
+    # TensorFlow's own logger would print every line a second time, and its v1 API
+    # deprecation notices are not the user's business: keep its errors only.
+    tf_logger = logging.getLogger('tensorflow')
+    tf_logger.handlers.clear()
+    tf_logger.setLevel(logging.INFO if verbose else logging.ERROR)
+    # The TFLite converter announces itself through absl's logger.
+    logging.getLogger('absl').setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def run_command(main: Callable[[list[str]], object], summary: str, config_classes: tuple = (),
+                choices: Callable[[], dict[str, list[str]]] | None = None) -> None:
+    """Runs `main` as a command: help, logging, and user errors as one line.
+
+    Args:
+      main: called with the arguments left after the flags; a returned int is
+        the exit code.
+      summary: what the command does, printed first by `--help`.
+      config_classes: the configs whose options are the command's flags.
+      choices: returns allowed values known only at run time, by flag name,
+        for `--help` (e.g. the registered nets).
+    """
+    arguments = sys.argv[1:]
+    verbose = requested_verbosity(arguments) > 0
+    quiet_tensorflow(verbose)
+    if any(argument in HELP_ARGUMENTS for argument in arguments):
+        print(format_help(summary, *config_classes, extra_choices=choices() if choices else None))
+        sys.exit(0)
+
+    def guarded_main(argv):
+        _configure_logging(verbose)
+        if not verbose:
+            _import_tensorflow_silently()
+        try:
+            code = main(argv)
+        except USER_ERRORS as error:
+            print('error: %s' % (error or type(error).__name__), file=sys.stderr)
+            sys.exit(1)
+        sys.exit(code or 0)
+    app.run(guarded_main)

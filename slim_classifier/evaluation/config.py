@@ -1,0 +1,43 @@
+"""The configuration of one evaluation: every option once, with its flag's help and check.
+
+No TensorFlow is imported here, so that `--help` answers at once.
+"""
+
+import dataclasses
+from typing import Any
+
+from slim_classifier.runtime.options import (AT_LEAST_ZERO, POSITIVE, DataOptions, ModelOptions,
+                                             PerformanceOptions, ReaderOptions, option, validate)
+
+
+@dataclasses.dataclass(kw_only=True)
+class EvalConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions):
+    """Everything one evaluation needs; the defaults are the original evaluator's."""
+    checkpoint_path: str = option(
+        '/tmp/tfmodel/', 'A checkpoint file, or a directory whose latest checkpoint is '
+        'evaluated; a training directory also gives the defaults of the model and data '
+        'options (from its train_config.json).', 'model')
+    eval_dir: str = option('/tmp/tfmodel/', 'Where metrics.json, the confusion matrix and the '
+                           'event logs go.', 'output')
+    dataset_split_name: str | None = option(
+        None, "The split to evaluate; by default 'test' where the dataset has one, else "
+        "'validation'.", 'data')
+    # The original evaluation script read batches of 100.
+    batch_size: int = option(100, 'The number of images in each batch.', 'data',
+                             check=POSITIVE)
+    max_num_batches: int | None = option(None, 'Evaluate at most this many batches; all of '
+                                         'the split if unset.', 'data', check=POSITIVE)
+    eval_image_size: int | None = option(None, "Eval image size; the net's default if unset.",
+                                         'model', check=POSITIVE)
+    eval_interval_secs: float = option(0, 'If set, keep evaluating each new checkpoint in the '
+                                       '--checkpoint_path directory, at most once per this '
+                                       'many seconds.', 'output', check=AT_LEAST_ZERO)
+    timeout: float | None = option(None, 'With --eval_interval_secs: stop after waiting this '
+                                   'many seconds for a new checkpoint; wait forever if unset.',
+                                   'output', check=POSITIVE)
+    master: str = option('', 'The TensorFlow master to evaluate on.', 'performance', flag=False)
+    # A tf.ConfigProto; None takes TensorFlow's defaults.
+    session_config: Any = None
+
+    def __post_init__(self):
+        validate(self)

@@ -1,0 +1,1 @@
+"""What training, evaluation and serving share: sessions, checkpoints, atomic files, run configs."""

@@ -1,0 +1,92 @@
+"""The one atomic writer: a file or directory appears complete or not at all.
+
+Everything the project writes for users (converted datasets' info and labels,
+metrics, run configurations, exports) goes through here:
+
+* the data goes to a temporary name in the same directory, is flushed and
+  fsync'ed, then renamed over the destination, so readers see the old file or
+  the complete new one;
+* the temporary name is created exclusively (O_CREAT | O_EXCL | O_NOFOLLOW),
+  so a symlink planted at it is never followed and nothing there is clobbered;
+* on failure the temporary is removed, and nothing else: the destination and
+  whatever else is in the directory stay as they were.
+
+No TensorFlow is imported here. Local paths only.
+"""
+
+import os
+import shutil
+import uuid
+
+
+def _temporary_sibling(path: str) -> str:
+    """A unique name in the directory of `path`, so that the final rename stays atomic."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, '.%s.tmp-%s' % (name, uuid.uuid4().hex[:8]))
+
+
+def fsync_directory(directory: str) -> None:
+    """Makes a rename in `directory` durable."""
+    descriptor = os.open(directory or '.', os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_atomically(path: str, contents: bytes | str) -> None:
+    """Writes `contents` to `path` through an exclusive temporary file and a rename.
+
+    The parent directory is created if needed. Text is written as UTF-8.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    data = contents.encode('utf-8') if isinstance(contents, str) else contents
+    temporary = _temporary_sibling(path)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(descriptor, 'wb') as output:
+            output.write(data)
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.lexists(temporary):
+            os.remove(temporary)
+        raise
+    fsync_directory(directory)
+
+
+class AtomicDirectory:
+    """A directory filled under a temporary name and renamed into place on success.
+
+    Use as a context manager: `with AtomicDirectory(path) as temporary: ...`
+    writes into `temporary`; leaving the block normally replaces `path` (any
+    earlier export there is removed), leaving it by an exception removes the
+    temporary directory and keeps `path` as it was.
+    """
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+        self._temporary = _temporary_sibling(self.path)
+
+    def __enter__(self) -> str:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        return self._temporary
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        if error_type is not None:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+            return
+        previous = None
+        if os.path.exists(self.path):
+            previous = _temporary_sibling(self.path)
+            os.rename(self.path, previous)
+        os.rename(self._temporary, self.path)
+        fsync_directory(os.path.dirname(self.path))
+        if previous is None:
+            return
+        if os.path.isdir(previous):
+            shutil.rmtree(previous)
+        else:
+            os.remove(previous)

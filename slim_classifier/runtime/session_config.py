@@ -1,0 +1,75 @@
+"""Session settings shared by training and evaluation: precision, XLA and threads.
+
+`bf16` turns on TensorFlow's automatic mixed precision graph rewrite for
+oneDNN: convolutions, matrix multiplies and their gradients run in bfloat16
+on CPUs that support it (AVX512_BF16 or AMX), with float32 variables, so
+checkpoints do not change.
+
+`float16` turns on the rewrite for GPUs: the same ops run in float16, and the
+trainer adds dynamic loss scaling (`optimization.with_loss_scaling`), as
+float16 gradients would otherwise underflow. Without a GPU the rewrite
+emulates float16 on the CPU (casts to float16 and back around float32
+math): the numerics of a float16 run, at no gain in speed.
+
+`xla` compiles clusters of ops with XLA. TensorFlow clusters ops on CPUs only
+when a process-wide switch is on as well, and that switch is read once, when
+the process creates its first device (its first Session or eager op), so ask
+for the config before then, as the train and eval commands do.
+"""
+
+import logging
+
+import tensorflow.compat.v1 as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.client import pywrap_tf_session
+
+from slim_classifier.runtime.options import PRECISIONS
+
+log = logging.getLogger('precision')
+
+
+def make_session_config(precision: str = 'float32', xla: bool = False,
+                        intra_op_threads: int = 0, inter_op_threads: int = 0
+                        ) -> tf.ConfigProto:
+    """A ConfigProto for the given compute precision, JIT setting and thread pools.
+
+    Args:
+      precision: 'float32'; 'bf16' for oneDNN automatic mixed precision;
+        'float16' for GPU automatic mixed precision (emulated without a GPU).
+      xla: compile clusters of ops with XLA (on CPUs too, see the module doc).
+      intra_op_threads: threads that share the work of one op; 0 lets
+        TensorFlow choose (one per core).
+      inter_op_threads: ops run at the same time; 0 lets TensorFlow choose.
+
+    Returns:
+      The ConfigProto, with soft placement on so that ops without a kernel on
+      the requested device fall back to the CPU.
+
+    Raises:
+      ValueError: for an unknown precision or a negative thread count.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError('--precision must be one of %s; got %r' % (', '.join(PRECISIONS),
+                                                                    precision))
+    for name, threads in (('intra_op_threads', intra_op_threads),
+                          ('inter_op_threads', inter_op_threads)):
+        if threads < 0:
+            raise ValueError('%s must be >= 0 (0: one per core); got %d' % (name, threads))
+    config = tf.ConfigProto(allow_soft_placement=True,
+                            intra_op_parallelism_threads=intra_op_threads,
+                            inter_op_parallelism_threads=inter_op_threads)
+    if xla:
+        # Without the switch, CPU ops join XLA clusters only when marked one by one.
+        pywrap_tf_session.TF_SetTfXlaCpuGlobalJit(True)
+        config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+    rewrites = config.graph_options.rewrite_options
+    if precision == 'bf16':
+        rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    elif precision == 'float16':
+        rewrites.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+        if not tf.config.list_physical_devices('GPU'):
+            log.warning('--precision=float16 without a GPU: float16 is emulated on the CPU, '
+                        'which checks its numerics but is slower; use --precision=bf16 for '
+                        'speed on CPUs')
+            rewrites.auto_mixed_precision_cpu = rewriter_config_pb2.RewriterConfig.ON
+    return config

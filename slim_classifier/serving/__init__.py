@@ -1,0 +1,1 @@
+"""Using a trained net: export (frozen graph, SavedModel, TFLite) and classification."""

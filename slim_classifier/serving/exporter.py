@@ -1,0 +1,169 @@
+"""Exports a net for inference, as a library: a GraphDef, a SavedModel or a TFLite model.
+
+Every export reads preprocessed float images on the placeholder `input`
+([batch, size, size, channels]) and gives the class probabilities as the op
+`output`. Its metadata (net, preprocessing, input size and channels, labels
+offset, class names; see serving/metadata.py) is written beside a file export
+as `<output_file>.json`, and inside a SavedModel as `export.json` with
+`labels.txt`.
+
+* `graphdef`: the inference GraphDef; with a checkpoint, frozen (variables
+  folded into constants), ready for `tf.import_graph_def`.
+* `saved_model`: a SavedModel with two signatures: `serving_default` takes
+  encoded image bytes (`encoded_images`, string [batch]) and decodes and
+  preprocesses them inside; `images` takes preprocessed float `images`. Both
+  return `probabilities` and `classes`.
+* `tflite`: a TFLite flatbuffer of the frozen graph.
+
+Files appear complete or not at all: each is written under a temporary name
+and renamed, so a failed export leaves no half file.
+"""
+
+import dataclasses
+import os
+
+import tensorflow.compat.v1 as tf
+from google.protobuf import text_format
+
+from nets import nets_factory
+from slim_classifier.runtime import checkpoints
+from slim_classifier.runtime.files import AtomicDirectory, write_atomically
+from slim_classifier.serving import inference, labels, metadata
+from slim_classifier.serving.config import ExportConfig
+
+ENCODED_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+IMAGES_SIGNATURE = 'images'
+IMAGES_INPUT_KEY = 'images'
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What was written and how to feed it.
+
+    Attributes:
+      path: the export (file or SavedModel directory).
+      metadata_file: its metadata (net, preprocessing, input, class names).
+      input_name: the input tensor's name ('input:0').
+      output_name: the probabilities tensor's name ('output:0').
+      input_shape: [batch, height, width, channels], batch None if any.
+      output_shape: [batch, num_classes].
+      checkpoint: the checkpoint file whose weights were exported, or None.
+      signatures: SavedModel signature name -> its input key (empty for
+        other formats).
+    """
+    path: str
+    metadata_file: str
+    input_name: str
+    output_name: str
+    input_shape: list[int | None]
+    output_shape: list[int | None]
+    checkpoint: str | None
+    signatures: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _check(config: ExportConfig) -> None:
+    if config.export_format != 'graphdef' and not config.checkpoint_path:
+        raise ValueError('--export_format=%s needs a --checkpoint_path: the weights to export'
+                         % config.export_format)
+    if config.write_text_graphdef and config.export_format != 'graphdef':
+        raise ValueError('--write_text_graphdef applies to --export_format=graphdef only; got '
+                         '%s' % config.export_format)
+    if config.export_format == 'saved_model' and os.path.isfile(config.output_file):
+        raise ValueError("a SavedModel is a directory, but --output_file '%s' is a file"
+                         % config.output_file)
+
+
+def export(config: ExportConfig) -> ExportResult:
+    """Writes the export that `config` describes, and its metadata (see `metadata`).
+
+    Returns:
+      The ExportResult.
+
+    Raises:
+      ValueError: for an invalid config, unknown net or preprocessing.
+      CheckpointMismatch: no checkpoint, or one that does not fit the net.
+    """
+    _check(config)
+    graph = tf.Graph()
+    with graph.as_default():
+        model = inference.build_inference_graph(
+            config.model_name, len(config.class_names), image_size=config.image_size,
+            batch_size=config.batch_size, is_training=config.is_training,
+            use_grayscale=config.use_grayscale,
+            encoded_input=config.export_format == 'saved_model',
+            preprocessing_name=config.preprocessing_name)
+        restorer = (checkpoints.CheckpointRestorer(config.model_name, len(config.class_names),
+                                                 config.moving_average_decay)
+                    if config.checkpoint_path else None)
+        with tf.Session() as session:
+            checkpoint = restorer.restore(session, config.checkpoint_path) if restorer else None
+            description = _metadata(config, model, checkpoint)
+            if config.export_format == 'saved_model':
+                _write_saved_model(config, session, model, description)
+            else:
+                _write_file(config, session, model, checkpoint, description)
+    signatures = ({ENCODED_SIGNATURE: inference.ENCODED_INPUT_NAME,
+                   IMAGES_SIGNATURE: IMAGES_INPUT_KEY}
+                  if config.export_format == 'saved_model' else {})
+    return ExportResult(path=config.output_file,
+                        metadata_file=metadata.metadata_path(config.output_file),
+                        input_name=model.images.name, output_name=model.probabilities.name,
+                        input_shape=model.images.shape.as_list(),
+                        output_shape=model.probabilities.shape.as_list(), checkpoint=checkpoint,
+                        signatures=signatures)
+
+
+def _metadata(config: ExportConfig, model: inference.InferenceGraph,
+              checkpoint: str | None) -> metadata.ExportMetadata:
+    return metadata.ExportMetadata(
+        model_name=config.model_name,
+        preprocessing_name=(config.preprocessing_name
+                            or nets_factory.get_network_spec(config.model_name).preprocessing_name),
+        image_size=model.image_size, channels=model.num_channels,
+        labels_offset=config.labels_offset, class_names=list(config.class_names),
+        export_format=config.export_format, input_name=model.images.name,
+        output_name=model.probabilities.name, checkpoint=checkpoint)
+
+
+def _write_file(config: ExportConfig, session: tf.Session, model: inference.InferenceGraph,
+                checkpoint: str | None, description: metadata.ExportMetadata) -> None:
+    """Writes a GraphDef or TFLite file, then its metadata beside it."""
+    if config.export_format == 'tflite':
+        converter = tf.lite.TFLiteConverter.from_session(session, [model.images],
+                                                         [model.probabilities])
+        contents = converter.convert()
+    else:
+        graph_def = session.graph.as_graph_def()
+        if checkpoint:
+            graph_def = tf.graph_util.convert_variables_to_constants(
+                session, graph_def, [inference.OUTPUT_NAME])
+        contents = (text_format.MessageToString(graph_def) if config.write_text_graphdef
+                    else graph_def.SerializeToString())
+    write_atomically(config.output_file, contents)
+    metadata.write(metadata.metadata_path(config.output_file), description)
+
+
+def _write_saved_model(config: ExportConfig, session: tf.Session,
+                       model: inference.InferenceGraph,
+                       description: metadata.ExportMetadata) -> None:
+    """Writes the SavedModel directory, its metadata and labels.txt inside, all at once."""
+    def signature(name, inputs, probabilities):
+        return tf.saved_model.signature_def_utils.predict_signature_def(
+            inputs={name: inputs},
+            outputs={'probabilities': probabilities,
+                     'classes': tf.argmax(probabilities, 1, name=name + '_classes')})
+
+    signatures = {
+        ENCODED_SIGNATURE: signature(inference.ENCODED_INPUT_NAME, model.encoded_images,
+                                     model.encoded_probabilities),
+        IMAGES_SIGNATURE: signature(IMAGES_INPUT_KEY, model.images, model.probabilities),
+    }
+    with AtomicDirectory(config.output_file) as temporary:
+        builder = tf.saved_model.builder.SavedModelBuilder(temporary)
+        builder.add_meta_graph_and_variables(session, [tf.saved_model.tag_constants.SERVING],
+                                             signature_def_map=signatures,
+                                             strip_default_attrs=True)
+        builder.save()
+        labels.write_labels_file(os.path.join(temporary, labels.LABELS_FILENAME),
+                                 config.class_names)
+        metadata.write(os.path.join(temporary, metadata.SAVED_MODEL_FILENAME), description)

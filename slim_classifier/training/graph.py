@@ -1,0 +1,218 @@
+"""The training graph: input batches -> clones of the net -> losses -> one train op.
+
+The clones, their losses, gradients and the train op come from
+`deployment.model_deploy`, the library TF-Slim users know; this module adds
+what the trainer needs around it (label checks, learning-rate schedule,
+gradient clipping, loss scaling, moving averages, sync replicas, summaries).
+"""
+
+import dataclasses
+
+import tensorflow.compat.v1 as tf
+
+from datasets import dataset_factory
+from deployment import model_deploy
+from nets import nets_factory
+from slim_classifier.compat import slim
+from slim_classifier.errors import TrainingError
+from slim_classifier.runtime import batches, checkpoints
+from slim_classifier.training import optimization, sync_replicas
+from slim_classifier.training.config import TrainConfig
+
+AUX_LOGITS_WEIGHT = 0.4
+LABEL_CHECK = 'label outside [0, num_classes)'
+
+
+@dataclasses.dataclass
+class Readiness:
+    """What a worker checks before training on variables that the chief initialises."""
+    ready_op: tf.Tensor  # the names of the variables not initialised yet
+    ready_for_local_init_op: tf.Tensor  # the same, for the global variables only
+
+
+@dataclasses.dataclass
+class TrainingGraph:
+    train_op: tf.Tensor
+    global_step: tf.Variable
+    step_after_train: tf.Tensor  # the global step once train_op has run
+    learning_rate: tf.Tensor
+    summary_op: tf.Tensor
+    init_op: tf.Operation
+    local_init_op: tf.Operation
+    readiness: Readiness | None  # on a worker other than the chief
+    sync: sync_replicas.SyncOps | None
+    fine_tune: checkpoints.FineTuneRestore | None
+    dataset: slim.dataset.Dataset
+    images_per_step: int
+
+
+def deployment_config(config: TrainConfig) -> model_deploy.DeploymentConfig:
+    role = config.cluster_role
+    if role is None:
+        return model_deploy.DeploymentConfig(num_clones=config.num_clones,
+                                             clone_on_cpu=config.clone_on_cpu)
+    return model_deploy.DeploymentConfig(
+        num_clones=config.num_clones, clone_on_cpu=config.clone_on_cpu,
+        replica_id=role.replica_id, num_replicas=role.num_workers,
+        num_ps_tasks=role.num_ps_tasks, worker_job_name=role.job_name, ps_job_name='ps')
+
+
+def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
+    """Builds the whole training graph in the default graph.
+
+    Raises:
+      checkpoints.CheckpointMismatch: a fine-tuning checkpoint that does not fit.
+      ValueError: for an unknown dataset, split or net, or a trainable scope
+        that holds no variable.
+    """
+    dataset = dataset_factory.get_dataset(config.dataset_name, config.dataset_split_name,
+                                          config.dataset_dir)
+    num_classes = dataset.num_classes - config.labels_offset
+    deploy_config = deployment_config(config)
+    network_fn = nets_factory.get_network_fn(config.model_name, num_classes,
+                                             weight_decay=config.weight_decay, is_training=True)
+    with tf.device(deploy_config.variables_device()):
+        global_step = tf.train.get_or_create_global_step()
+    with tf.device(deploy_config.inputs_device()):
+        iterator = tf.data.make_one_shot_iterator(batches.training_batches(
+            dataset, config.preprocessing_name or config.model_name,
+            config.train_image_size or network_fn.default_image_size, config.batch_size,
+            use_grayscale=config.use_grayscale, num_readers=config.num_readers,
+            num_parallel_calls=config.num_preprocessing_threads,
+            # Each worker of a cluster shuffles differently, so they train on other batches.
+            seed=None if config.seed is None else config.seed + deploy_config.replica_id,
+            deterministic=config.deterministic, labels_offset=config.labels_offset))
+
+    def clone_fn():
+        images, labels = iterator.get_next()
+        labels = _checked_labels(labels, num_classes)
+        logits, end_points = network_fn(images)
+        _add_losses(logits, end_points, labels, num_classes, config.label_smoothing)
+        return end_points
+
+    clones = model_deploy.create_clones(deploy_config, clone_fn)
+    _add_model_summaries(clones[0].outputs, config.summarize_activations)
+    averages = None
+    if config.moving_average_decay:
+        averages = tf.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
+    with tf.device(deploy_config.optimizer_device()):
+        learning_rate = _learning_rate(config, dataset.num_samples, global_step)
+        optimizer = optimization.make_optimizer(config.optimizer, learning_rate,
+                                                **config.optimizer_params())
+        if config.precision == 'float16':
+            optimizer = optimization.with_loss_scaling(optimizer)
+            tf.summary.scalar('loss_scale', optimization.loss_scale(optimizer))
+        if config.sync_replicas:
+            optimizer = sync_replicas.wrap_optimizer(optimizer, config, averages)
+        tf.summary.scalar('learning_rate', learning_rate)
+
+    total_loss, gradients = model_deploy.optimize_clones(
+        clones, optimizer, var_list=_variables_to_train(config.trainable_scopes))
+    if config.clip_gradient_norm > 0:
+        gradients = _clip_by_global_norm(gradients, config.clip_gradient_norm)
+    tf.summary.scalar('total_loss', total_loss)
+    for loss in tf.get_collection(tf.GraphKeys.LOSSES, clones[0].scope):
+        tf.summary.scalar('losses/%s' % loss.op.name, loss)
+    extra_updates = []
+    if averages is not None and not config.sync_replicas:
+        extra_updates.append(averages.apply(slim.get_model_variables()))
+    train_op = model_deploy.make_train_op(deploy_config, clones, optimizer, total_loss,
+                                          gradients, global_step, extra_updates)
+    with tf.control_dependencies([train_op]):
+        step_after_train = global_step.read_value()
+    return TrainingGraph(
+        train_op=train_op, global_step=global_step, step_after_train=step_after_train,
+        learning_rate=learning_rate, summary_op=model_deploy.merge_summaries(clones),
+        init_op=tf.group(tf.global_variables_initializer(), tf.local_variables_initializer()),
+        local_init_op=tf.local_variables_initializer(),
+        readiness=None if is_chief else _readiness(),
+        sync=sync_replicas.sync_ops(optimizer, config) if config.sync_replicas else None,
+        fine_tune=_fine_tune(config, is_chief), dataset=dataset,
+        images_per_step=config.batch_size * config.num_clones)
+
+
+def _fine_tune(config, is_chief):
+    if not (is_chief and config.checkpoint_path
+            and not tf.train.latest_checkpoint(config.train_dir)):
+        return None
+    try:
+        return checkpoints.FineTuneRestore(config.checkpoint_path,
+                                           config.checkpoint_exclude_scopes,
+                                           config.ignore_missing_vars)
+    except checkpoints.CheckpointMismatch as error:
+        raise TrainingError(str(error)) from None
+
+
+def _readiness():
+    readiness = Readiness(
+        ready_op=tf.report_uninitialized_variables(),
+        ready_for_local_init_op=tf.report_uninitialized_variables(tf.global_variables()))
+    # A worker that gives up before the chief is ready never runs ready_op; TensorFlow
+    # would then warn about it at exit, after the worker's error message.
+    readiness.ready_op.mark_used()
+    readiness.ready_for_local_init_op.mark_used()
+    return readiness
+
+
+def _checked_labels(labels, num_classes):
+    """Labels, with an assertion that stops training on one outside the classes."""
+    check = tf.debugging.Assert(
+        tf.reduce_all((labels >= 0) & (labels < num_classes)),
+        [LABEL_CHECK, labels], summarize=8, name='label_check')
+    with tf.control_dependencies([check]):
+        return tf.identity(labels)
+
+
+def _add_losses(logits, end_points, labels, num_classes, label_smoothing):
+    """Softmax cross-entropy on the logits, and on the auxiliary head weighted 0.4."""
+    one_hot = tf.one_hot(labels, num_classes)
+    if 'AuxLogits' in end_points:
+        tf.losses.softmax_cross_entropy(one_hot, end_points['AuxLogits'],
+                                        label_smoothing=label_smoothing,
+                                        weights=AUX_LOGITS_WEIGHT, scope='aux_loss')
+    tf.losses.softmax_cross_entropy(one_hot, logits, label_smoothing=label_smoothing)
+
+
+def _add_model_summaries(end_points, summarize_activations):
+    """Adds the regularization loss and, if asked, activation summaries to SUMMARIES."""
+    tf.summary.scalar('losses/regularization',
+                      tf.add_n(tf.losses.get_regularization_losses() or [tf.constant(0.0)]))
+    if summarize_activations:
+        for name, tensor in end_points.items():
+            tf.summary.histogram('activations/' + name, tensor)
+            tf.summary.scalar('sparsity/' + name, tf.nn.zero_fraction(tensor))
+
+
+def _learning_rate(config, num_samples, global_step):
+    # A synchronous step applies the batches of replicas_to_aggregate workers.
+    images_per_step = (config.batch_size * config.num_clones
+                       * sync_replicas.replicas_to_aggregate(config))
+    decay_steps = optimization.decay_steps_per(num_samples, images_per_step,
+                                               config.num_epochs_per_decay)
+    warmup_steps = (optimization.decay_steps_per(num_samples, images_per_step,
+                                                 config.warmup_epochs)
+                    if config.warmup_epochs else 0)
+    return optimization.make_learning_rate(
+        config.learning_rate_decay_type, config.learning_rate, global_step,
+        decay_steps=decay_steps, decay_factor=config.learning_rate_decay_factor,
+        end_learning_rate=config.end_learning_rate, total_steps=config.max_number_of_steps,
+        warmup_steps=warmup_steps)
+
+
+def _variables_to_train(trainable_scopes):
+    if not trainable_scopes:
+        return tf.trainable_variables()
+    variables = []
+    for scope in trainable_scopes:
+        found = tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope)
+        if not found:
+            raise TrainingError('--trainable_scopes names %r, which holds no trainable variable'
+                             % scope)
+        variables.extend(found)
+    return variables
+
+
+def _clip_by_global_norm(gradients, clip_norm):
+    grads, variables = zip(*gradients)
+    clipped, _ = tf.clip_by_global_norm(grads, clip_norm)
+    return list(zip(clipped, variables))

@@ -1,0 +1,141 @@
+"""The trainer of train_image_classifier.py, as a library: `train(config)`.
+
+It reads top to bottom: check the configuration, record it, build the graph
+(training/graph.py), open a session that initialises, resumes or fine-tunes
+the variables (training/sessions.py), and step (training/loop.py). It never
+loses work:
+
+* a `train_dir` holding a checkpoint is resumed (the global step carries on);
+* SIGINT/SIGTERM finish the current step, save a checkpoint and return;
+* checkpoints are saved every `save_interval_secs`, so SIGKILL loses at most
+  one interval (TensorFlow writes the checkpoint index and the `checkpoint`
+  state file only once the data is complete);
+* a NaN or infinite loss stops training without saving, so the last good
+  checkpoint stays the newest one;
+* a fine-tuning checkpoint whose variables do not fit is refused before the
+  first step, with the `--checkpoint_exclude_scopes` value that would fit.
+
+Given a cluster (`TrainConfig.cluster_role`, see training/cluster.py), it is one
+worker of between-graph replication: the variables live on the parameter
+servers, each worker trains on its own batches, and only the chief initialises
+or restores the variables and writes checkpoints and summaries. The other
+workers wait, at most `cluster_timeout_secs`, for the chief to make the
+variables ready, so a worker that dies can be restarted and rejoins. Updates
+are asynchronous unless `sync_replicas` (training/sync_replicas.py).
+"""
+
+import logging
+import os
+
+import tensorflow.compat.v1 as tf
+
+from slim_classifier.errors import TrainingError
+from slim_classifier.runtime import run_config, session_config
+from slim_classifier.training import cluster, sessions
+from slim_classifier.training.config import TrainConfig
+from slim_classifier.training.graph import build_training_graph
+from slim_classifier.training.loop import METRICS_FILENAME, TrainResult, run_loop
+
+__all__ = ['TrainConfig', 'TrainResult', 'TrainingError', 'train']
+
+log = logging.getLogger('train')
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Trains the configured net and returns where it stopped.
+
+    Raises:
+      TrainingError: for bad data, a diverging loss, a checkpoint that does not
+        fit the net, a chief that does not make the variables ready in time,
+        or a cluster lost during training.
+      cluster.ClusterError: if this worker's server cannot start or a parameter
+        server cannot be reached within `cluster_timeout_secs`.
+      ValueError: for an unknown dataset, split or network (from the factories),
+        or inconsistent distribution settings.
+    """
+    _check_distribution(config)
+    role = config.cluster_role
+    is_chief = role is None or role.is_chief
+    created = is_chief and not tf.gfile.Exists(config.train_dir)
+    if is_chief:
+        tf.gfile.MakeDirs(config.train_dir)
+    try:
+        return _train(config, role, is_chief)
+    except BaseException:
+        if created:
+            _remove_unfinished_run(config.train_dir)
+        raise
+
+
+def _remove_unfinished_run(train_dir: str) -> None:
+    """Removes a train_dir this run created, when the run failed before any checkpoint.
+
+    Only the files the trainer writes are removed, and the directory only if
+    that leaves it empty: a failed first run leaves no empty run behind.
+    """
+    if not os.path.isdir(train_dir) or tf.train.latest_checkpoint(train_dir):
+        return
+    for name in os.listdir(train_dir):
+        if name in (run_config.RUN_CONFIG_FILENAME, METRICS_FILENAME) or name.startswith(
+                'events.out.tfevents.'):
+            os.remove(os.path.join(train_dir, name))
+    if not os.listdir(train_dir):
+        os.rmdir(train_dir)
+
+
+def _train(config: TrainConfig, role, is_chief: bool) -> TrainResult:
+    settings = _session_settings(config)
+    master, server = config.master, None  # the server serves until train() returns
+    if role is not None:
+        server = cluster.start_server(role, settings)
+        master = server.target
+        log.info('Training as %s%s', role.describe(), ' (chief)' if is_chief else '')
+    graph = tf.Graph()
+    with graph.as_default():
+        if config.seed is not None:
+            tf.set_random_seed(config.seed)
+        model = build_training_graph(config, is_chief)
+        if is_chief:
+            run_config.write_run_config(config.train_dir, config,
+                                        model.dataset.num_classes - config.labels_offset)
+        saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=10000.0)
+        graph.finalize()
+        if role is not None:
+            cluster.wait_for_parameter_servers(role, config.cluster_timeout_secs)
+        open_session = sessions.chief_session if is_chief else sessions.worker_session
+        with open_session(master, settings, saver, model, config) as sess:
+            return run_loop(sess, saver, model, config, is_chief)
+
+
+def _check_distribution(config: TrainConfig) -> None:
+    role = config.cluster_role
+    if role is not None and role.is_ps:
+        raise ValueError('train() runs a worker; %s is a parameter server: run it with '
+                         'cluster.serve' % role.describe())
+    if role is not None and config.master:
+        raise ValueError('--master=%s cannot be combined with a cluster: the cluster gives '
+                         'the master' % config.master)
+    if config.sync_replicas and role is None:
+        raise ValueError('--sync_replicas needs a cluster of workers: give --ps_hosts and '
+                         '--worker_hosts, or TF_CONFIG')
+    if config.sync_replicas and config.precision == 'float16':
+        raise ValueError('--precision=float16 does not combine with --sync_replicas: the '
+                         'aggregated update cannot skip a step whose gradients overflow; use '
+                         'float32 or bf16, or asynchronous updates')
+    if config.replicas_to_aggregate is not None and not config.sync_replicas:
+        raise ValueError('--replicas_to_aggregate=%d applies only with --sync_replicas'
+                         % config.replicas_to_aggregate)
+
+
+def _session_settings(config: TrainConfig) -> tf.ConfigProto:
+    """The ConfigProto of this worker's server and sessions."""
+    settings = session_config.make_session_config(config.precision, config.xla)
+    if config.virtual_gpus:
+        if tf.config.list_physical_devices('GPU'):
+            settings = cluster.split_first_gpu(settings, config.virtual_gpus,
+                                               config.virtual_gpu_memory_mb)
+        else:
+            log.info('--virtual_gpus=%d ignored: this machine has no GPU', config.virtual_gpus)
+    if config.cluster_role is not None:
+        settings = cluster.worker_session_config(config.cluster_role, settings)
+    return settings
