@@ -79,6 +79,43 @@ for _name, _size, _classes in (('inception_v1', 224, 1000), ('inception_v2', 224
     _register(_name, 'nets.%s:%s' % (_name, _name), 'nets.inception_utils:inception_arg_scope',
               _size, 'inception', default_num_classes=_classes)
 
+# The published model zoo. ResNet v1 and VGG checkpoints (converted from Caffe) have
+# 1000 classes, the others 1001 (a background class at 0). ResNet v2 checkpoints were
+# trained with inception preprocessing (at 299), although the original factory mapped
+# them to vgg; the preprocessing here is the one the published checkpoints need.
+for _depth in (50, 101, 152, 200):
+    _register('resnet_v1_%d' % _depth, 'nets.resnet_v1:resnet_v1_%d' % _depth,
+              'nets.resnet_utils:resnet_arg_scope', 224, 'vgg')
+    _register('resnet_v2_%d' % _depth, 'nets.resnet_v2:resnet_v2_%d' % _depth,
+              'nets.resnet_utils:resnet_arg_scope', 224, 'inception', default_num_classes=1001)
+_register('inception_resnet_v2', 'nets.inception_resnet_v2:inception_resnet_v2',
+          'nets.inception_resnet_v2:inception_resnet_v2_arg_scope', 299, 'inception',
+          default_num_classes=1001)
+for _suffix in ('', '_075', '_050', '_025'):
+    _register('mobilenet_v1' + _suffix, 'nets.mobilenet_v1:mobilenet_v1' + _suffix,
+              'nets.mobilenet_v1:mobilenet_v1_arg_scope', 224, 'inception',
+              default_num_classes=1001)
+for _name, _builder in (('mobilenet_v2', 'mobilenet'), ('mobilenet_v2_140', 'mobilenet_v2_140'),
+                        ('mobilenet_v2_050', 'mobilenet_v2_050'),
+                        ('mobilenet_v2_035', 'mobilenet_v2_035')):
+    _register(_name, 'nets.mobilenet.mobilenet_v2:' + _builder,
+              'nets.mobilenet.mobilenet_v2:training_scope', 224, 'inception',
+              default_num_classes=1001)
+for _name, _builder in (('mobilenet_v3_large', 'large'), ('mobilenet_v3_small', 'small'),
+                        ('mobilenet_v3_large_minimalistic', 'large_minimalistic'),
+                        ('mobilenet_v3_small_minimalistic', 'small_minimalistic'),
+                        ('mobilenet_edgetpu', 'edge_tpu'),
+                        ('mobilenet_edgetpu_075', 'edge_tpu_075')):
+    _register(_name, 'nets.mobilenet.mobilenet_v3:' + _builder,
+              'nets.mobilenet.mobilenet:training_scope', 224, 'inception',
+              default_num_classes=1001)
+for _family in ('nasnet', 'pnasnet'):
+    for _size, _image_size in (('mobile', 224), ('large', 331)):
+        _name = '%s_%s' % (_family, _size)
+        _register(_name, 'nets.nasnet.%s:build_%s' % (_family, _name),
+                  'nets.nasnet.%s:%s_arg_scope' % (_family, _name), _image_size, 'inception',
+                  default_num_classes=1001)
+
 
 def list_networks() -> list[str]:
     """The registered network names, sorted."""

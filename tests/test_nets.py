@@ -24,7 +24,7 @@ ZOO_NETS = ['alexnet_v2', 'vgg_a', 'vgg_16', 'vgg_19', 'inception_v1', 'inceptio
 
 # The generic checks below build each net several times: the first ten, and one small
 # net of the two largest later families, keep the suite within its time.
-GENERIC_NETS = NETS_WITH_FACTS
+GENERIC_NETS = NETS_WITH_FACTS + ['mobilenet_v1_025', 'resnet_v1_50']
 
 # How the zoo facts write the callable defaults they record.
 _PUBLISHED_CALLABLES = {'tf_slim.softmax': slim.softmax, 'nn.relu': tf.nn.relu}
