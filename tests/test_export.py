@@ -201,7 +201,7 @@ def test_write_atomically_keeps_the_old_contents_when_writing_fails(tmp_path):
 
 def test_saved_model_replaces_an_earlier_export(trained, tmp_path):
     output = tmp_path / 'saved'
-    output.mkdir()
+    _export(output, export_format='saved_model', checkpoint_path=trained)
     (output / 'stale.txt').write_text('from an earlier export')
     _export(output, export_format='saved_model', checkpoint_path=trained)
     assert sorted(os.listdir(output)) == ['export.json', 'labels.txt', 'saved_model.pb',
@@ -228,3 +228,29 @@ def test_command_without_output_file_is_one_line():
     assert result.stderr.strip().splitlines()[-1] == (
         'error: --output_file is required: where to write the export: a file, or a directory '
         'for --export_format=saved_model')
+
+
+@pytest.mark.parametrize('export_format', ['saved_model', 'graphdef'])
+def test_an_export_never_replaces_what_it_did_not_write(trained, tmp_path, export_format):
+    documents = tmp_path / 'documents'
+    documents.mkdir()
+    (documents / 'thesis.txt').write_text('years of work')
+    target = documents if export_format == 'saved_model' else documents / 'thesis.txt'
+    with pytest.raises((FileExistsError, ValueError)) as error:
+        _export(target, export_format=export_format, checkpoint_path=trained)
+    assert 'is not an export written by this project' in str(error.value)
+    assert (documents / 'thesis.txt').read_text() == 'years of work'
+    assert sorted(os.listdir(documents)) == ['thesis.txt']
+    assert sorted(os.listdir(tmp_path)) == ['documents']
+
+
+def test_an_export_onto_a_users_directory_is_one_line(trained, tmp_path):
+    (tmp_path / 'notes.txt').write_text('mine')
+    result = helpers.run_command('export_inference_graph.py', '--checkpoint_path=' + trained,
+                                 '--model_name=lenet', '--dataset_name=mnist',
+                                 '--output_file=%s' % tmp_path, '--export_format=saved_model',
+                                 check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        'error: %s exists and is not an export written by this project' % tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ['notes.txt']

@@ -20,8 +20,8 @@ from slim_classifier.errors import UserError
 # Problems with the user's input or files: printed as one line; anything else
 # is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError,
-                                                NotADirectoryError, IsADirectoryError,
-                                                PermissionError)
+                                                FileExistsError, NotADirectoryError,
+                                                IsADirectoryError, PermissionError)
 HELP_ARGUMENTS = ('-h', '--help', '-help', '--helpshort', '-?')
 
 

@@ -9,7 +9,9 @@ metrics, run configurations, exports) goes through here:
 * the temporary name is created exclusively (O_CREAT | O_EXCL | O_NOFOLLOW),
   so a symlink planted at it is never followed and nothing there is clobbered;
 * on failure the temporary is removed, and nothing else: the destination and
-  whatever else is in the directory stay as they were.
+  whatever else is in the directory stay as they were;
+* a directory (or, with `check_replaceable`, a file) is replaced only when it is
+  recognisably something this project wrote.
 
 No TensorFlow is imported here. Local paths only.
 """
@@ -17,6 +19,7 @@ No TensorFlow is imported here. Local paths only.
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 
 
 def _temporary_sibling(path: str) -> str:
@@ -57,18 +60,34 @@ def write_atomically(path: str, contents: bytes | str) -> None:
     fsync_directory(directory)
 
 
+def check_replaceable(path: str, ours: Callable[[str], bool], what: str) -> None:
+    """Raises FileExistsError unless `path` is absent or `ours(path)` says we wrote it.
+
+    Args:
+      path: what is about to be replaced.
+      ours: recognises what this project wrote there (e.g. by its metadata).
+      what: how to name what we write, for the message ('an export').
+    """
+    if os.path.lexists(path) and not ours(path):
+        raise FileExistsError('%s exists and is not %s written by this project; it is left as '
+                              'it is: choose another path, or remove it yourself' % (path, what))
+
+
 class AtomicDirectory:
     """A directory filled under a temporary name and renamed into place on success.
 
-    Use as a context manager: `with AtomicDirectory(path) as temporary: ...`
-    writes into `temporary`; leaving the block normally replaces `path` (any
-    earlier export there is removed), leaving it by an exception removes the
-    temporary directory and keeps `path` as it was.
+    Use as a context manager: `with AtomicDirectory(path, ours, what) as temporary:
+    ...` writes into `temporary`; leaving the block normally replaces `path`,
+    leaving it by an exception removes the temporary directory and keeps `path`
+    as it was. An existing `path` is replaced only if `ours(path)` recognises it
+    as something this project wrote (see `check_replaceable`), checked before
+    anything is written.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, ours: Callable[[str], bool], what: str):
         self.path = os.path.abspath(path)
         self._temporary = _temporary_sibling(self.path)
+        check_replaceable(self.path, ours, what)
 
     def __enter__(self) -> str:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)

@@ -27,7 +27,7 @@ from google.protobuf import text_format
 
 from nets import nets_factory
 from slim_classifier.runtime import checkpoints
-from slim_classifier.runtime.files import AtomicDirectory, write_atomically
+from slim_classifier.runtime.files import AtomicDirectory, check_replaceable, write_atomically
 from slim_classifier.serving import inference, labels, metadata
 from slim_classifier.serving.config import ExportConfig
 
@@ -71,6 +71,19 @@ def _check(config: ExportConfig) -> None:
     if config.export_format == 'saved_model' and os.path.isfile(config.output_file):
         raise ValueError("a SavedModel is a directory, but --output_file '%s' is a file"
                          % config.output_file)
+    if config.export_format != 'saved_model':
+        if os.path.isdir(config.output_file):
+            raise ValueError("--output_file '%s' is a directory; --export_format=%s writes a "
+                             'file' % (config.output_file, config.export_format))
+        check_replaceable(config.output_file, _is_our_export, 'an export')
+
+
+def _is_our_export(path: str) -> bool:
+    """Whether `path` is an export of ours: its metadata says so."""
+    try:
+        return metadata.read(path) is not None
+    except ValueError:
+        return False
 
 
 def export(config: ExportConfig) -> ExportResult:
@@ -158,7 +171,7 @@ def _write_saved_model(config: ExportConfig, session: tf.Session,
                                      model.encoded_probabilities),
         IMAGES_SIGNATURE: signature(IMAGES_INPUT_KEY, model.images, model.probabilities),
     }
-    with AtomicDirectory(config.output_file) as temporary:
+    with AtomicDirectory(config.output_file, _is_our_export, 'an export') as temporary:
         builder = tf.saved_model.builder.SavedModelBuilder(temporary)
         builder.add_meta_graph_and_variables(session, [tf.saved_model.tag_constants.SERVING],
                                              signature_def_map=signatures,
