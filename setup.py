@@ -15,6 +15,7 @@ COMMANDS = (
     'download_and_convert_data',
     'classify_image',
     'launch_local_cluster',
+    'list_models',
 )
 
 setup(
