@@ -4,6 +4,7 @@ Expected values come from the published preprocessing facts (DATA.md) and
 from NumPy computations written here, never from the code under test.
 """
 
+import importlib
 from collections.abc import Callable
 
 import numpy as np
@@ -13,19 +14,17 @@ import tensorflow.compat.v1 as tf
 from nets import nets_factory
 from preprocessing import cifarnet_preprocessing
 from preprocessing import inception_preprocessing
-from preprocessing import lenet_preprocessing
 from preprocessing import preprocessing_factory
 from preprocessing import vgg_preprocessing
 
-MODULES = {
-        'cifarnet': cifarnet_preprocessing,
-        'inception': inception_preprocessing,
-        'lenet': lenet_preprocessing,
-        'vgg': vgg_preprocessing,
-}
+# Every registered preprocessing (its module is preprocessing/<name>_preprocessing.py), so a
+# new one is tested by being registered.
+MODULES = {name: importlib.import_module('preprocessing.%s_preprocessing' % name)
+           for name in preprocessing_factory.list_preprocessing_names()}
 # Small resize sides keep the VGG tests fast; the crop still has to fit.
 SMALL_KWARGS = {'vgg': {'resize_side_min': 24, 'resize_side_max': 40}}
-RANDOM_MODULES = ('cifarnet', 'inception', 'vgg')
+# LeNet's training preprocessing only scales; the others draw random distortions.
+RANDOM_MODULES = tuple(name for name in MODULES if name != 'lenet')
 VGG_RGB_MEANS = np.array([123.68, 116.78, 103.94])
 # ITU-R BT.601 luma weights, the ones tf.image.rgb_to_grayscale documents.
 LUMA_WEIGHTS = np.array([0.2989, 0.5870, 0.1140])
