@@ -26,6 +26,7 @@ setup(
     packages=find_packages(include=['slim_classifier', 'slim_classifier.*', 'datasets', 'nets',
                                     'nets.*', 'preprocessing', 'deployment']),
     py_modules=list(COMMANDS),
+    package_data={'datasets': ['imagenet_classes.txt']},
     install_requires=[
         'tensorflow>=2.16,<2.22',
         'tf-keras>=2.16,<2.22',

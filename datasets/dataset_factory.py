@@ -25,6 +25,19 @@ from datasets import dataset_format
 from slim_classifier.compat import slim
 
 _DIGIT_NAMES = tuple(str(digit) for digit in range(10))
+IMAGENET_CLASSES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                      'imagenet_classes.txt')
+
+
+def imagenet_class_names() -> tuple[str, ...]:
+    """The names of the 1001 ImageNet labels: 'background', then the 1000 ILSVRC-2012 classes.
+
+    In the standard order (sorted WordNet ids), each name the synset's WordNet
+    lemmas as the original tools printed them ('tench, Tinca tinca'). From
+    datasets/imagenet_classes.txt (made by tools/make_imagenet_classes.py).
+    """
+    with open(IMAGENET_CLASSES_FILE, encoding='utf-8') as classes:
+        return ('background', *(line.rstrip('\n').split('\t', 1)[1] for line in classes))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +76,8 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec('flowers', 'flowers_%s_*.tfrecord', {'train': 3320, 'validation': 350}, 5,
                     class_names=('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')),
         # 1001 classes: id 0 is the background class of the original records.
-        DatasetSpec('imagenet', '%s-*', {'train': 1281167, 'validation': 50000}, 1001),
+        DatasetSpec('imagenet', '%s-*', {'train': 1281167, 'validation': 50000}, 1001,
+                    class_names=imagenet_class_names()),
         # Its split sizes come from the dataset_info.json of the conversion.
         DatasetSpec('digits', 'digits_%s_*.tfrecord', {}, 10, class_names=_DIGIT_NAMES,
                     info_required=True),
