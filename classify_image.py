@@ -11,7 +11,7 @@ import logging
 import sys
 
 from slim_classifier.cli import flags, runner
-from slim_classifier.runtime import run_config
+from slim_classifier.runtime import pretrained, run_config
 from slim_classifier.serving import metadata
 from slim_classifier.serving.config import ClassifyOptions
 from slim_classifier.serving.metadata import ExportMetadata
@@ -27,18 +27,22 @@ flags.define_flags(ClassifyOptions)
 log = logging.getLogger('classify')
 
 
-def options_from_flags(values) -> tuple[ClassifyOptions, dict]:
-    """The options, with the run's defaults, and the run's saved record (or {})."""
+def options_from_flags(values) -> tuple[ClassifyOptions, bool]:
+    """The options, with the defaults --model_path brings, and whether they name the dataset.
+
+    A training directory (its train_config.json) or a published archive (its
+    net's classes) names the dataset whose classes the outputs are.
+    """
     given = flags.config_values(ClassifyOptions, values)
     explicit = flags.explicit_flags(values)
-    run_config.check_agreement(given['model_path'],
-                               {name: given[name] for name in explicit if name in given})
-    given.update(run_config.inherited_values(given['model_path'], given, explicit))
-    run_dir = run_config.find_run_dir(given['model_path'])
-    return ClassifyOptions(**given), run_config.read_run_config(run_dir) if run_dir else {}
+    given.update(run_config.checkpoint_defaults(given['model_path'], given, explicit))
+    names_dataset = bool(run_config.find_run_dir(given['model_path'])
+                         or pretrained.known_archive(given['model_path'])
+                         or {'dataset_name', 'dataset_dir'} & explicit)
+    return ClassifyOptions(**given), names_dataset
 
 
-def _class_names(options: ClassifyOptions, kind: str, run: dict,
+def _class_names(options: ClassifyOptions, kind: str, names_dataset: bool,
                  described: ExportMetadata | None) -> list[str] | None:
     """Names by output: --labels_file, the export's metadata, labels.txt, else the dataset's."""
     import tensorflow.compat.v1 as tf
@@ -51,7 +55,7 @@ def _class_names(options: ClassifyOptions, kind: str, run: dict,
     path = classifier.default_labels_file(options.model_path)
     if tf.io.gfile.exists(path):
         return labels.read_labels_file(path, options.labels_offset)
-    if run or {'dataset_name', 'dataset_dir'} & flags.explicit_flags(flags.FLAGS):
+    if names_dataset:
         return labels.dataset_classes(options.dataset_name, options.dataset_dir,
                                       options.labels_offset)
     if kind == 'checkpoint':
@@ -94,10 +98,10 @@ def main(argv):
     image_paths = argv[1:]
     if not image_paths:
         raise ValueError('no image given: list image files after the flags')
-    options, run = options_from_flags(flags.FLAGS)
+    options, names_dataset = options_from_flags(flags.FLAGS)
     kind = classifier.model_kind(options.model_path)
     described = _export_metadata(options, kind)
-    class_names = _class_names(options, kind, run, described)
+    class_names = _class_names(options, kind, names_dataset, described)
     model = classifier.load_model(
         options.model_path, options.model_name,
         num_classes=len(class_names) if class_names else None,

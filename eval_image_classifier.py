@@ -27,9 +27,7 @@ def config_from_flags(values, session_config=None) -> EvalConfig:
     """The EvalConfig that a parsed flag set describes, with the run's defaults."""
     given = flags.config_values(EvalConfig, values)
     explicit = flags.explicit_flags(values)
-    run_config.check_agreement(given['checkpoint_path'],
-                               {name: given[name] for name in explicit if name in given})
-    given.update(run_config.inherited_values(given['checkpoint_path'], given, explicit))
+    given.update(run_config.checkpoint_defaults(given['checkpoint_path'], given, explicit))
     return EvalConfig(**given, session_config=session_config)
 
 

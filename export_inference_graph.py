@@ -29,9 +29,7 @@ def config_from_flags(values) -> ExportConfig:
     from slim_classifier.serving import labels
     given = flags.config_values(ExportConfig, values)
     explicit = flags.explicit_flags(values)
-    run_config.check_agreement(given['checkpoint_path'],
-                               {name: given[name] for name in explicit if name in given})
-    given.update(run_config.inherited_values(given['checkpoint_path'], given, explicit))
+    given.update(run_config.checkpoint_defaults(given['checkpoint_path'], given, explicit))
     return ExportConfig(**given, class_names=labels.dataset_classes(
         given['dataset_name'], given['dataset_dir'], given['labels_offset']))
 

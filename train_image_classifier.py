@@ -7,6 +7,7 @@ plus where this process sits in a cluster; `--help` lists them by group.
 import os
 
 from slim_classifier.cli import flags, runner
+from slim_classifier.runtime import pretrained
 from slim_classifier.training.config import ClusterFlags, TrainConfig
 
 SUMMARY = """Trains an image classifier on a converted dataset.
@@ -36,8 +37,11 @@ def cluster_from_flags(values):
 
 
 def config_from_flags(values, role=None) -> TrainConfig:
-    """The TrainConfig that a parsed flag set describes."""
-    return TrainConfig(**flags.config_values(TrainConfig, values), cluster_role=role)
+    """The TrainConfig that a parsed flag set describes, with a published archive's defaults."""
+    given = flags.config_values(TrainConfig, values)
+    given.update(pretrained.checkpoint_defaults(given['checkpoint_path'], given,
+                                                flags.explicit_flags(values)))
+    return TrainConfig(**given, cluster_role=role)
 
 
 def main(argv):

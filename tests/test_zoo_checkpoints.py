@@ -12,30 +12,9 @@ from tests import zoo_facts
 NETS = ['mobilenet_v1_025', 'mobilenet_v2_035', 'resnet_v1_50', 'inception_v1']
 
 
-def _value(variable_name, shape, random):
-    """Random weights scaled to their fan-in, and batch-norm statistics that keep activations sane."""
-    if variable_name.endswith(('moving_variance', 'gamma')):
-        return np.ones(shape, np.float32)
-    if variable_name.endswith(('moving_mean', 'beta', 'biases')):
-        return np.zeros(shape, np.float32)
-    fan_in = int(np.prod(shape[:-1])) or 1
-    return random.normal(0.0, np.sqrt(1.0 / fan_in), shape).astype(np.float32)
-
-
-def _published_checkpoint(name, prefix):
-    """A checkpoint of the facts' model variables only (random values), as a public one holds."""
-    random = np.random.RandomState(0)
-    with tf.Graph().as_default():
-        variables = [tf.Variable(_value(variable_name, shape, random), name=variable_name)
-                     for variable_name, shape in zoo_facts.load(name)['model_variables']]
-        with tf.Session() as session:
-            session.run(tf.global_variables_initializer())
-            return tf.train.Saver(variables).save(session, prefix)
-
-
 @pytest.mark.parametrize('name', NETS)
 def test_published_variables_restore_exactly_and_run(name, tmp_path):
-    checkpoint = _published_checkpoint(name, str(tmp_path / 'model.ckpt'))
+    checkpoint = zoo_facts.write_published_checkpoint(name, str(tmp_path / 'model.ckpt'))
     facts = zoo_facts.load(name)
     size = {'inception_v1': 224, 'resnet_v1_50': 128}.get(name, 96)
     with tf.Graph().as_default():

@@ -117,3 +117,28 @@ def assert_matches_facts(name: str, logits, end_points) -> None:
     non_model = sorted(v.op.name for v in tf.global_variables()
                        if v not in slim.get_model_variables())
     assert non_model == sorted(n for n, _ in facts['global_variables_not_model']), (name, non_model)
+
+
+def _value(variable_name, shape, random):
+    """Random weights scaled to their fan-in, and batch-norm statistics that keep activations sane."""
+    if variable_name.endswith(('moving_variance', 'gamma')):
+        return np.ones(shape, np.float32)
+    if variable_name.endswith(('moving_mean', 'beta', 'biases')):
+        return np.zeros(shape, np.float32)
+    fan_in = int(np.prod(shape[:-1])) or 1
+    return random.normal(0.0, np.sqrt(1.0 / fan_in), shape).astype(np.float32)
+
+
+def write_published_checkpoint(name: str, prefix: str) -> str:
+    """Writes a checkpoint of the facts' model variables only, as a public one holds.
+
+    The values are random weights scaled to their fan-in, with neutral batch-norm
+    statistics; returns the checkpoint prefix.
+    """
+    random = np.random.RandomState(0)
+    with tf.Graph().as_default():
+        variables = [tf.Variable(_value(variable_name, shape, random), name=variable_name)
+                     for variable_name, shape in load(name)['model_variables']]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            return tf.train.Saver(variables).save(session, prefix)

@@ -13,6 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from slim_classifier.compat import slim
 from slim_classifier.errors import UserError
+from slim_classifier.runtime import pretrained
 
 AVERAGE_SUFFIX = '/ExponentialMovingAverage'
 _SHOWN = 3  # variables named in an error message
@@ -23,11 +24,16 @@ class CheckpointMismatch(UserError):
 
 
 def resolve_checkpoint(path: str) -> str:
-    """A checkpoint file prefix from a file prefix or a directory holding checkpoints.
+    """A checkpoint file prefix from a file prefix, a directory holding checkpoints, or an archive.
+
+    A published archive (`resnet_v1_50_2016_08_28.tar.gz`) is extracted once
+    beside itself and the checkpoint inside returned (see `pretrained`).
 
     Raises:
       CheckpointMismatch: if nothing there is a checkpoint.
     """
+    if pretrained.is_archive(path):
+        return pretrained.extracted_checkpoint(path)
     if tf.gfile.IsDirectory(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:

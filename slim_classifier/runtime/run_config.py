@@ -12,6 +12,7 @@ import json
 import os
 from importlib import metadata
 
+from slim_classifier.runtime import pretrained
 from slim_classifier.runtime.files import write_atomically
 from slim_classifier.runtime.options import as_dict
 
@@ -147,3 +148,24 @@ def changed_options(train_dir: str, config) -> list[str]:
     return ['--%s=%s (was %s)' % (name, current[name], saved[name])
             for name in saved if name in current and current[name] != saved[name]
             and name not in ('max_number_of_steps', 'train_dir')]
+
+
+def checkpoint_defaults(path: str | None, given: dict, explicit: set[str]) -> dict:
+    """The option values that --checkpoint_path (or --model_path) brings with it.
+
+    A training directory (or a checkpoint in one) gives the options of its
+    train_config.json; a published archive gives its net's (see `pretrained`).
+    Explicit options win.
+
+    Args:
+      path: the checkpoint path given.
+      given: the command's option values so far.
+      explicit: the options given on the command line.
+
+    Raises:
+      ValueError: if an explicit option contradicts the training run.
+    """
+    check_agreement(path, {name: given[name] for name in explicit if name in given})
+    values = inherited_values(path, given, explicit)
+    values.update(pretrained.checkpoint_defaults(path, {**given, **values}, explicit))
+    return values
