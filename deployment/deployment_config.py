@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
-
 # Op types that hold a variable's value, and so are placed on a ps task:
 # reference variables (v1 graphs) and resource variable handles (the default
 # on TensorFlow 2).

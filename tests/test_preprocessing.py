@@ -12,10 +12,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from nets import nets_factory
-from preprocessing import cifarnet_preprocessing
-from preprocessing import inception_preprocessing
-from preprocessing import preprocessing_factory
-from preprocessing import vgg_preprocessing
+from preprocessing import (cifarnet_preprocessing, inception_preprocessing, preprocessing_factory,
+                           vgg_preprocessing)
 
 # Every registered preprocessing (its module is preprocessing/<name>_preprocessing.py), so a
 # new one is tested by being registered.
