@@ -16,6 +16,7 @@ COMMANDS = (
     'classify_image',
     'launch_local_cluster',
     'list_models',
+    'fetch_pretrained',
 )
 
 setup(

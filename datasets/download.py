@@ -52,7 +52,8 @@ def file_md5(path: str) -> str:
 
 
 def download(url: str, destination: str, md5: str | None,
-             progress: ProgressFn = ignore_progress, timeout: float = 60.0) -> None:
+             progress: ProgressFn = ignore_progress, timeout: float = 60.0,
+             resume: bool = False) -> None:
     """Downloads `url` to `destination` unless a verified copy is already there.
 
     Args:
@@ -62,6 +63,9 @@ def download(url: str, destination: str, md5: str | None,
             published (then only the announced length is checked).
         progress: told how many bytes have arrived.
         timeout: seconds to wait for the server at any one time.
+        resume: continue a partial download left by an interrupted one (an
+            HTTP range request; a server that ignores it sends the whole file
+            again), and keep what arrived when this one fails too.
 
     Raises:
         ValueError: if the URL is not http(s).
@@ -74,13 +78,15 @@ def download(url: str, destination: str, md5: str | None,
         os.remove(destination)
     os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
     partial = destination + PART_SUFFIX
+    start = os.path.getsize(partial) if resume and os.path.exists(partial) else 0
     try:
-        digest = _fetch(url, partial, progress, timeout)
+        digest = _fetch(url, partial, progress, timeout, start)
         if md5 is not None and digest != md5:
+            os.remove(partial)
             raise DownloadError('checksum mismatch for %s: expected MD5 %s, got %s'
                                 % (url, md5, digest))
     except BaseException:
-        if os.path.exists(partial):
+        if not resume and os.path.exists(partial):
             os.remove(partial)
         raise
     os.replace(partial, destination)
@@ -117,26 +123,36 @@ def extract_tar(archive_path: str, target_dir: str) -> None:
                            % (archive_path, error)) from error
 
 
-def _fetch(url: str, partial: str, progress: ProgressFn, timeout: float) -> str:
-    """Streams `url` into `partial`; returns the hex MD5 of what arrived."""
+def _fetch(url: str, partial: str, progress: ProgressFn, timeout: float, start: int = 0) -> str:
+    """Streams `url` into `partial` from byte `start` on; returns the hex MD5 of the whole file."""
     if urllib.parse.urlparse(url).scheme not in ('http', 'https'):
         raise ValueError('download URLs must be http:// or https://; got %r' % url)
     task = 'downloading %s' % os.path.basename(urllib.parse.urlparse(url).path)
-    request = urllib.request.Request(url, headers={'User-Agent': _USER_AGENT})
+    headers = {'User-Agent': _USER_AGENT}
+    if start:
+        headers['Range'] = 'bytes=%d-' % start
+    request = urllib.request.Request(url, headers=headers)
     digest = hashlib.md5(usedforsecurity=False)
     received = 0
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, \
-                open(partial, 'wb') as output:
-            expected = _content_length(response)
-            progress(task, 0, expected, 'bytes')
-            for chunk in iter(lambda: response.read(_CHUNK_BYTES), b''):
-                output.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            resumed = start and response.status == 206
+            if resumed:
+                received = start
+                with open(partial, 'rb') as earlier:
+                    for chunk in iter(lambda: earlier.read(_CHUNK_BYTES), b''):
+                        digest.update(chunk)
+            length = _content_length(response)
+            expected = None if length is None else length + (start if resumed else 0)
+            with open(partial, 'ab' if resumed else 'wb') as output:
                 progress(task, received, expected, 'bytes')
-            output.flush()
-            os.fsync(output.fileno())
+                for chunk in iter(lambda: response.read(_CHUNK_BYTES), b''):
+                    output.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    progress(task, received, expected, 'bytes')
+                output.flush()
+                os.fsync(output.fileno())
     except urllib.error.HTTPError as error:
         raise DownloadError('could not download %s: HTTP %d %s'
                             % (url, error.code, error.reason)) from error

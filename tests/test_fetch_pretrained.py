@@ -1,0 +1,117 @@
+"""fetch_pretrained.py against a local HTTP server (127.0.0.1) serving archives the tests make."""
+
+import functools
+import http.server
+import os
+import re
+import tarfile
+import threading
+
+import pytest
+
+from tests import training_helpers as helpers
+from tests import zoo_facts
+
+ARCHIVE = 'mobilenet_v1_0.25_224.tgz'
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder, answering `Range: bytes=N-` with the rest of the file (206)."""
+
+    ranges: list[str] = []
+
+    def do_GET(self) -> None:  # pylint: disable=invalid-name
+        requested = self.headers.get('Range')
+        path = self.translate_path(self.path)
+        if not requested or not os.path.isfile(path):
+            super().do_GET()
+            return
+        type(self).ranges.append(requested)
+        start = int(re.fullmatch(r'bytes=(\d+)-', requested).group(1))
+        with open(path, 'rb') as served:
+            data = served.read()[start:]
+        self.send_response(206)
+        self.send_header('Content-Length', str(len(data)))
+        self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, start + len(data) - 1,
+                                                             start + len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        del args
+
+
+@pytest.fixture
+def server(tmp_path):
+    """(served folder, base URL) of a Range-capable HTTP server on 127.0.0.1."""
+    root = tmp_path / 'served'
+    root.mkdir()
+    _RangeHandler.ranges = []
+    httpd = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(_RangeHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.05},
+                              daemon=True)
+    thread.start()
+    yield root, 'http://127.0.0.1:%d/' % httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def _pack(net, directory, archive_name):
+    """An archive named `archive_name` holding `net`'s published variables (random values)."""
+    prefix = zoo_facts.write_published_checkpoint(net, str(directory / 'work' / 'model.ckpt'))
+    path = directory / archive_name
+    with tarfile.open(path, 'w:gz') as packed:
+        for suffix in ('.index', '.data-00000-of-00001'):
+            packed.add(prefix + suffix, arcname=os.path.basename(prefix) + suffix)
+    return path
+
+
+def _fetch(base_url, checkpoint_dir, model_name='mobilenet_v1_025'):
+    return helpers.run_command('fetch_pretrained.py', '--model_name=' + model_name,
+                               '--checkpoint_dir=%s' % checkpoint_dir, '--base_url=' + base_url,
+                               check=False)
+
+
+def test_fetches_checks_and_prints_the_archive(server, tmp_path):
+    served, url = server
+    _pack('mobilenet_v1_025', served, ARCHIVE)
+    result = _fetch(url, tmp_path / 'ckpt')
+    assert result.returncode == 0, result.stderr
+    path = str(tmp_path / 'ckpt' / ARCHIVE)
+    assert result.stdout.strip().splitlines()[-1] == path
+    assert open(path, 'rb').read() == (served / ARCHIVE).read_bytes()
+    assert 'downloading %s' % ARCHIVE in result.stderr
+    assert 'holds every model variable of mobilenet_v1_025' in result.stderr
+
+
+def test_an_interrupted_download_is_resumed(server, tmp_path):
+    served, url = server
+    data = _pack('mobilenet_v1_025', served, ARCHIVE).read_bytes()
+    (tmp_path / 'ckpt').mkdir()
+    (tmp_path / 'ckpt' / (ARCHIVE + '.part')).write_bytes(data[:len(data) // 2])
+    result = _fetch(url, tmp_path / 'ckpt')
+    assert result.returncode == 0, result.stderr
+    assert _RangeHandler.ranges == ['bytes=%d-' % (len(data) // 2)]
+    assert (tmp_path / 'ckpt' / ARCHIVE).read_bytes() == data
+
+
+def test_an_archive_of_another_net_is_refused_and_removed(server, tmp_path):
+    served, url = server
+    _pack('lenet', served, ARCHIVE)  # the right name, the wrong variables
+    result = _fetch(url, tmp_path / 'ckpt')
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: %s does not hold the published variables of '
+                           'mobilenet_v1_025 (it lacks MobilenetV1/' % ARCHIVE)
+    assert last.endswith('it was removed')
+    assert os.listdir(tmp_path / 'ckpt') == []
+
+
+def test_a_net_without_a_published_checkpoint_is_one_line(server, tmp_path):
+    result = _fetch(server[1], tmp_path / 'ckpt', model_name='lenet')
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        'error: --model_name=lenet has no published checkpoint; these have one: '
+        'inception_resnet_v2, inception_v1,')
