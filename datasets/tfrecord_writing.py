@@ -314,6 +314,8 @@ def start_conversion(dataset_dir: str, name: str) -> None:
     a complete dataset, then the previous report, then every shard (complete
     or partial) a previous conversion of `name` left, so shards of an older
     layout (another shard count, say) cannot be mixed with the new ones.
+    Shards of another dataset in the same directory are kept, even when its
+    name starts with `name`.
 
     Args:
         dataset_dir: the output directory; created if missing.
@@ -324,10 +326,12 @@ def start_conversion(dataset_dir: str, name: str) -> None:
         path = os.path.join(dataset_dir, metadata)
         if os.path.exists(path):
             os.remove(path)
-    shards = os.path.join(glob.escape(dataset_dir),
-                          glob.escape(name) + '_*_[0-9]*-of-[0-9]*.tfrecord')
-    for path in glob.glob(shards) + glob.glob(shards + PARTIAL_SUFFIX):
-        os.remove(path)
+    # Only this dataset's own shard names: converting 'pets' leaves 'pets_small_*' alone.
+    own_shard = re.compile(re.escape(name) + r'_[A-Za-z]+_\d+-of-\d+\.tfrecord(%s)?'
+                           % re.escape(PARTIAL_SUFFIX))
+    for path in glob.glob(os.path.join(glob.escape(dataset_dir), glob.escape(name) + '_*')):
+        if own_shard.fullmatch(os.path.basename(path)):
+            os.remove(path)
 
 
 def finish_conversion(summary: ConversionSummary, failure: str | None = None) -> None:

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -381,3 +382,16 @@ def test_progress_printer_shows_rate_and_the_final_update():
                      'converting x: 4 of 4 images (1.0 images/s)',
                      'converting y: 0 of 500 images',
                      'converting y: 500 of 500 images']
+
+
+def test_reconverting_a_dataset_keeps_the_shards_of_another_whose_name_it_prefixes(
+        small_folder, tmp_path):
+    dataset_dir = str(tmp_path / 'out')
+    convert_image_folder(small_folder, dataset_dir, 'small_copy', num_shards=2)
+    theirs = sorted(name for name in os.listdir(dataset_dir) if name.startswith('small_copy_'))
+    assert theirs
+    convert_image_folder(small_folder, dataset_dir, 'small', num_shards=2)
+    convert_image_folder(small_folder, dataset_dir, 'small', num_shards=1)
+    names = os.listdir(dataset_dir)
+    assert sorted(name for name in names if name.startswith('small_copy_')) == theirs
+    assert not any(re.fullmatch(r'small_[a-z]+_\d+-of-00002\.tfrecord', name) for name in names)

@@ -194,6 +194,8 @@ class TrainConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions,
                                       'checkpoints and logs', check=POSITIVE)
     save_interval_secs: int = option(600, 'How often to save a checkpoint, in seconds.',
                                      'checkpoints and logs', check=POSITIVE)
+    max_to_keep: int = option(5, 'How many of the newest checkpoints to keep, across '
+                              'restarts.', 'checkpoints and logs', check=POSITIVE)
     summarize_activations: bool = option(False, 'Add histograms and sparsity of every end '
                                          'point to the summaries.', 'checkpoints and logs')
     seed: int | None = option(None, 'Seed of the graph-level random operations and the '

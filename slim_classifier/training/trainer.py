@@ -26,6 +26,8 @@ are asynchronous unless `sync_replicas` (training/sync_replicas.py).
 
 import logging
 import os
+import re
+import shutil
 
 import tensorflow.compat.v1 as tf
 
@@ -58,13 +60,49 @@ def train(config: TrainConfig) -> TrainResult:
     is_chief = role is None or role.is_chief
     created = is_chief and not tf.gfile.Exists(config.train_dir)
     if is_chief:
-        tf.gfile.MakeDirs(config.train_dir)
+        _prepare_train_dir(config.train_dir)
     try:
         return _train(config, role, is_chief)
     except BaseException:
         if created:
             _remove_unfinished_run(config.train_dir)
         raise
+
+
+def _prepare_train_dir(train_dir: str) -> None:
+    """Creates train_dir, proves it writable, and removes a save's leftovers, before any step.
+
+    A directory that cannot be written would otherwise be found out at the
+    first checkpoint, after the steps before it were computed. The temporary
+    files of a save that was interrupted (`<prefix>-<step>_temp*`) are removed;
+    nothing else is.
+
+    Raises:
+      TrainingError: if train_dir is a file or cannot be written.
+    """
+    if '://' in train_dir:  # remote file systems: TensorFlow reports problems itself
+        tf.gfile.MakeDirs(train_dir)
+        return
+    if os.path.exists(train_dir) and not os.path.isdir(train_dir):
+        raise TrainingError('--train_dir %s is a file; it must be a directory for the '
+                            'checkpoints' % train_dir)
+    probe = os.path.join(train_dir, '.writable-%d' % os.getpid())
+    try:
+        os.makedirs(train_dir, exist_ok=True)
+        with open(probe, 'x'):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise TrainingError('--train_dir %s cannot be written (%s); choose a directory this '
+                            'user can write' % (train_dir, error.strerror or error)) from None
+    for name in os.listdir(train_dir):
+        if re.fullmatch(r'model\.ckpt-\d+_temp.*', name):
+            leftover = os.path.join(train_dir, name)
+            log.info('Removing %s, left by an interrupted save', leftover)
+            if os.path.isdir(leftover):
+                shutil.rmtree(leftover)
+            else:
+                os.remove(leftover)
 
 
 def _remove_unfinished_run(train_dir: str) -> None:
@@ -98,7 +136,8 @@ def _train(config: TrainConfig, role, is_chief: bool) -> TrainResult:
         if is_chief:
             run_config.write_run_config(config.train_dir, config,
                                         model.dataset.num_classes - config.labels_offset)
-        saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=10000.0)
+        saver = tf.train.Saver(max_to_keep=config.max_to_keep,
+                               keep_checkpoint_every_n_hours=10000.0)
         graph.finalize()
         if role is not None:
             cluster.wait_for_parameter_servers(role, config.cluster_timeout_secs)

@@ -1,0 +1,47 @@
+"""The train_dir: checked before any step, its checkpoints kept across restarts, save leftovers gone."""
+
+import glob
+import os
+
+import pytest
+import tensorflow.compat.v1 as tf
+
+from slim_classifier.training import trainer
+from tests import training_helpers as helpers
+
+
+def test_a_train_dir_that_is_a_file_is_refused_before_any_step(digits_dir, tmp_path):
+    path = tmp_path / 'run'
+    path.write_text('not a directory')
+    with pytest.raises(trainer.TrainingError, match=r'--train_dir .*run is a file'):
+        trainer.train(helpers.lenet_config(path, digits_dir, max_number_of_steps=1))
+    assert path.read_text() == 'not a directory'
+
+
+def test_an_unwritable_train_dir_is_refused_before_any_step(digits_dir):
+    # /proc refuses new files to every user, root included.
+    with pytest.raises(trainer.TrainingError,
+                       match=r'^--train_dir /proc/self/run cannot be written \(.*\); choose'):
+        trainer.train(helpers.lenet_config('/proc/self/run', digits_dir, max_number_of_steps=1))
+
+
+def test_max_to_keep_holds_across_restarts(digits_dir, tmp_path):
+    for steps in (1, 2, 3):
+        trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=steps,
+                                           max_to_keep=2))
+    on_disk = sorted(os.path.basename(path)[:-len('.index')]
+                     for path in glob.glob(str(tmp_path / 'model.ckpt-*.index')))
+    assert on_disk == ['model.ckpt-2', 'model.ckpt-3']
+    state = tf.train.get_checkpoint_state(str(tmp_path))
+    assert [os.path.basename(path) for path in state.all_model_checkpoint_paths] == on_disk
+
+
+def test_the_leftovers_of_an_interrupted_save_are_removed(digits_dir, tmp_path):
+    trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=1))
+    leftover = tmp_path / 'model.ckpt-7_temp' / 'part-00000-of-00001.data-00000-of-00001'
+    leftover.parent.mkdir()
+    leftover.write_bytes(b'half a save')
+    (tmp_path / 'notes_temp.txt').write_text('mine')
+    trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=2))
+    assert not leftover.parent.exists()
+    assert (tmp_path / 'notes_temp.txt').read_text() == 'mine'
