@@ -1,11 +1,14 @@
 """The train_dir: checked before any step, its checkpoints kept across restarts, save leftovers gone."""
 
 import glob
+import json
 import os
+import shutil
 
 import pytest
 import tensorflow.compat.v1 as tf
 
+from slim_classifier.runtime import checkpoints
 from slim_classifier.training import trainer
 from tests import training_helpers as helpers
 
@@ -45,3 +48,32 @@ def test_the_leftovers_of_an_interrupted_save_are_removed(digits_dir, tmp_path):
     trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=2))
     assert not leftover.parent.exists()
     assert (tmp_path / 'notes_temp.txt').read_text() == 'mine'
+
+
+def _logged_steps(train_dir):
+    with open(os.path.join(train_dir, 'metrics.jsonl')) as metrics:
+        return [json.loads(line)['step'] for line in metrics]
+
+
+def test_a_moved_run_resumes_where_it_stopped(digits_dir, tmp_path):
+    first, moved = tmp_path / 'first', tmp_path / 'moved'
+    trainer.train(helpers.lenet_config(first, digits_dir, max_number_of_steps=2,
+                                       log_every_n_steps=1))
+    shutil.move(str(first), str(moved))  # the state file still names first/model.ckpt-2
+    result = trainer.train(helpers.lenet_config(moved, digits_dir, max_number_of_steps=4,
+                                                log_every_n_steps=1))
+    assert result.global_step == 4
+    assert _logged_steps(moved) == [1, 2, 3, 4]  # not started over
+
+
+def test_an_incomplete_newest_checkpoint_resumes_from_the_one_before(digits_dir, tmp_path):
+    for steps in (2, 4):
+        trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=steps,
+                                           log_every_n_steps=1))
+    for data in glob.glob(str(tmp_path / 'model.ckpt-4.data-*')):
+        os.remove(data)  # as if the disk lost the newest save
+    assert checkpoints.resolve_checkpoint(str(tmp_path)).endswith('model.ckpt-2')
+    result = trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=5,
+                                                log_every_n_steps=1))
+    assert result.global_step == 5
+    assert _logged_steps(tmp_path) == [1, 2, 3, 4, 3, 4, 5]

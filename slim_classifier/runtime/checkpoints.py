@@ -7,6 +7,8 @@ fine-tunes, evaluates, exports or classifies, names what does not match in
 one style: `LeNet/fc4/biases is [10] in the checkpoint, [9] in the net`.
 """
 
+import logging
+import os
 import re
 
 import tensorflow.compat.v1 as tf
@@ -17,6 +19,8 @@ from slim_classifier.runtime import pretrained
 
 AVERAGE_SUFFIX = '/ExponentialMovingAverage'
 _SHOWN = 3  # variables named in an error message
+
+log = logging.getLogger('checkpoints')
 
 
 class CheckpointMismatch(UserError):
@@ -35,7 +39,7 @@ def resolve_checkpoint(path: str) -> str:
     if pretrained.is_archive(path):
         return pretrained.extracted_checkpoint(path)
     if tf.gfile.IsDirectory(path):
-        latest = tf.train.latest_checkpoint(path)
+        latest = latest_intact(path)
         if latest is None:
             raise CheckpointMismatch('no checkpoint found in directory %r' % path)
         return latest
@@ -45,6 +49,51 @@ def resolve_checkpoint(path: str) -> str:
     if not (tf.gfile.Exists(path) or tf.gfile.Exists(path + '.index')):
         raise CheckpointMismatch('no checkpoint found at %r' % path)
     return path
+
+
+_NUMBERED_INDEX = re.compile(r'(.+)-(\d+)\.index')
+
+
+def checkpoints_in(directory: str) -> list[str]:
+    """The numbered checkpoints (`<prefix>-<step>`) whose index is in `directory`, oldest first."""
+    found = []
+    for name in tf.io.gfile.listdir(directory):
+        numbered = _NUMBERED_INDEX.fullmatch(name)
+        if numbered:
+            found.append((int(numbered.group(2)), os.path.join(directory, name[:-len('.index')])))
+    return [prefix for _, prefix in sorted(found)]
+
+
+def _intact(prefix: str) -> bool:
+    """Whether the checkpoint's index reads and every data shard it names is there."""
+    try:
+        tf.train.NewCheckpointReader(prefix)
+    except (tf.errors.OpError, ValueError, RuntimeError):
+        return False
+    shards = tf.io.gfile.glob(prefix + '.data-*-of-*')
+    if not shards:
+        return False
+    expected = int(shards[0].rsplit('-of-', 1)[1])
+    return len(shards) == expected
+
+
+def latest_intact(directory: str) -> str | None:
+    """The newest checkpoint in `directory` that is complete, found in the directory itself.
+
+    The `checkpoint` state file is not trusted: it holds absolute paths (gone
+    once the directory is moved or copied) and may name a save that never
+    completed. When it names something else than what is found, the log says so.
+    """
+    stated = tf.train.latest_checkpoint(directory)
+    for prefix in reversed(checkpoints_in(directory)):
+        if _intact(prefix):
+            if stated is None or os.path.basename(stated) != os.path.basename(prefix):
+                log.warning('The checkpoint state file of %s names %s; the newest intact '
+                            'checkpoint there is %s, which is used', directory,
+                            stated or 'no checkpoint that exists', prefix)
+            return prefix
+        log.warning('Checkpoint %s is incomplete; looking for an older one', prefix)
+    return None
 
 
 def listed(items: list[str], separator: str = ', ') -> str:

@@ -133,7 +133,7 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
 
 def _fine_tune(config, is_chief):
     if not (is_chief and config.checkpoint_path
-            and not tf.train.latest_checkpoint(config.train_dir)):
+            and not checkpoints.latest_intact(config.train_dir)):
         return None
     try:
         return checkpoints.FineTuneRestore(config.checkpoint_path,

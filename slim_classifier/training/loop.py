@@ -23,6 +23,7 @@ import tensorflow.compat.v1 as tf
 
 from datasets import input_pipeline
 from slim_classifier.errors import TrainingError
+from slim_classifier.runtime import checkpoints
 from slim_classifier.training import cluster
 from slim_classifier.training.config import TrainConfig
 from slim_classifier.training.graph import LABEL_CHECK, TrainingGraph
@@ -121,7 +122,7 @@ class _Records:
         self._metrics_path = os.path.join(config.train_dir, METRICS_FILENAME)
         self._save_interval_secs = config.save_interval_secs
         self._summaries_interval_secs = config.save_summaries_secs
-        self._last_checkpoint = tf.train.latest_checkpoint(config.train_dir)
+        self._last_checkpoint = checkpoints.latest_intact(config.train_dir)
         self._last_save = time.monotonic()
         self._last_summary = None  # the first step writes summaries
 

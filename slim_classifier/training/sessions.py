@@ -66,14 +66,13 @@ def worker_session(master: str, settings: tf.ConfigProto, saver: tf.train.Saver,
 
 
 def _restore_or_initialize(sess, saver, model, config):
-    latest = tf.train.latest_checkpoint(config.train_dir)
+    latest = checkpoints.latest_intact(config.train_dir)
     if latest:
         _check_resumable(latest, sess.graph, config)
         saver.restore(sess, latest)
         # The saver of this process then counts the checkpoints of earlier ones
         # towards --max_to_keep, and keeps listing them in the `checkpoint` file.
-        saver.recover_last_checkpoints(
-            tf.train.get_checkpoint_state(config.train_dir).all_model_checkpoint_paths)
+        saver.recover_last_checkpoints(checkpoints.checkpoints_in(config.train_dir))
         sess.run(model.local_init_op)
         step = sess.run(model.global_step)
         log.info('Resuming from %s at step %d', latest, step)

@@ -32,7 +32,7 @@ import shutil
 import tensorflow.compat.v1 as tf
 
 from slim_classifier.errors import TrainingError
-from slim_classifier.runtime import run_config, session_config
+from slim_classifier.runtime import checkpoints, run_config, session_config
 from slim_classifier.training import cluster, sessions
 from slim_classifier.training.config import TrainConfig
 from slim_classifier.training.graph import build_training_graph
@@ -111,7 +111,7 @@ def _remove_unfinished_run(train_dir: str) -> None:
     Only the files the trainer writes are removed, and the directory only if
     that leaves it empty: a failed first run leaves no empty run behind.
     """
-    if not os.path.isdir(train_dir) or tf.train.latest_checkpoint(train_dir):
+    if not os.path.isdir(train_dir) or checkpoints.checkpoints_in(train_dir):
         return
     for name in os.listdir(train_dir):
         if name in (run_config.RUN_CONFIG_FILENAME, METRICS_FILENAME) or name.startswith(
