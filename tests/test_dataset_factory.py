@@ -168,7 +168,10 @@ def test_original_imagenet_shards_with_boxes_and_text(tmp_path):
     dataset = dataset_factory.get_dataset('imagenet', 'validation', str(tmp_path))
     assert dataset.data_sources == [str(tmp_path / 'validation-00000-of-00128')]
     assert (dataset.num_samples, dataset.num_classes) == (50000, 1001)
-    assert dataset.labels_to_names is None
+    # The bundled ILSVRC-2012 names, background first.
+    assert len(dataset.labels_to_names) == 1001
+    assert (dataset.labels_to_names[0], dataset.labels_to_names[1]) == (
+        'background', 'tench, Tinca tinca')
     image, label = _decode(dataset, record)
     assert image.shape == (10, 14, 3) and label == 1000
 
