@@ -7,7 +7,6 @@ the others compare shapes and layers (not their batch-norm variables), which
 batch norm, half the build time, does not change.
 """
 
-import inspect
 import math
 import re
 
@@ -25,23 +24,6 @@ FACTS = zoo_facts.load(NAME)
 STRIDES = {'Conv2d_1a_3x3': 2, 'Conv2d_2a_3x3': 2, 'Conv2d_2b_3x3': 2, 'MaxPool_3a_3x3': 4,
            'Conv2d_3b_1x1': 4, 'Conv2d_4a_3x3': 4, 'MaxPool_5a_3x3': 8, 'Mixed_5b': 8,
            'Mixed_6a': 16, 'PreAuxLogits': 16, 'Mixed_7a': 32, 'Conv2d_7b_1x1': 32}
-
-
-def _expected_signature(published):
-    """(name, default) pairs of a facts signature, its strings resolved to the objects they name."""
-    def resolve(value):
-        if value == '<required>':
-            return inspect.Parameter.empty
-        if isinstance(value, str) and value.startswith('nn.'):
-            return getattr(tf.nn, value[len('nn.'):])
-        if isinstance(value, str) and value.startswith('tf_slim.'):
-            return getattr(slim, value[len('tf_slim.'):])
-        return value
-    return [(name, resolve(default)) for name, default in published]
-
-
-def _signature(function):
-    return [(p.name, p.default) for p in inspect.signature(function).parameters.values()]
 
 
 def _build_base(**kwargs):
@@ -163,12 +145,13 @@ def test_residual_blocks_add_a_scaled_residual(block, channels, default_scope):
 
 
 def test_builder_signatures_match_the_facts():
-    assert _signature(irv2.inception_resnet_v2) == _expected_signature(FACTS['builder_signature'])
+    assert zoo_facts.signature(irv2.inception_resnet_v2) == \
+        zoo_facts.expected_signature(FACTS['builder_signature'])
     base = 'nets.inception_resnet_v2.inception_resnet_v2_base'
-    assert _signature(irv2.inception_resnet_v2_base) == \
-        _expected_signature(FACTS['related_signatures'][base])
-    assert _signature(irv2.inception_resnet_v2_arg_scope) == \
-        _expected_signature(FACTS['arg_scope_signature'])
+    assert zoo_facts.signature(irv2.inception_resnet_v2_base) == \
+        zoo_facts.expected_signature(FACTS['related_signatures'][base])
+    assert zoo_facts.signature(irv2.inception_resnet_v2_arg_scope) == \
+        zoo_facts.expected_signature(FACTS['arg_scope_signature'])
 
 
 def test_default_image_size_matches_the_facts():

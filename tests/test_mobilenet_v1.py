@@ -1,7 +1,6 @@
 """MobileNet v1 and its thin variants against the published zoo facts
 (tests/zoo/mobilenet_v1*.json)."""
 
-import inspect
 
 import numpy as np
 import pytest
@@ -15,23 +14,6 @@ NAMES = ('mobilenet_v1', 'mobilenet_v1_075', 'mobilenet_v1_050', 'mobilenet_v1_0
 FACTS = zoo_facts.load('mobilenet_v1')
 # Grid reduction after each layer of the published table, from 2 to 32.
 LAYER_STRIDES = (2, 2, 4, 4, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32)
-
-
-def _expected_signature(published):
-    """(name, default) pairs of a facts signature, its strings resolved to the objects they name."""
-    def resolve(value):
-        if value == '<required>':
-            return inspect.Parameter.empty
-        if isinstance(value, str) and value.startswith('nn.'):
-            return getattr(tf.nn, value[len('nn.'):])
-        if isinstance(value, str) and value.startswith('tf_slim.'):
-            return getattr(slim, value[len('tf_slim.'):])
-        return value
-    return [(name, resolve(default)) for name, default in published]
-
-
-def _signature(function):
-    return [(p.name, p.default) for p in inspect.signature(function).parameters.values()]
 
 
 def _count(variables):
@@ -220,15 +202,15 @@ def test_thinnest_variant_runs_forward_at_128():
 @pytest.mark.parametrize('name', NAMES)
 def test_builder_signatures_match_the_facts(name):
     facts = zoo_facts.load(name)
-    expected = _expected_signature(facts['builder_signature'])
-    assert _signature(zoo_facts.published_builder(name)) == expected
+    expected = zoo_facts.expected_signature(facts['builder_signature'])
+    assert zoo_facts.signature(zoo_facts.published_builder(name)) == expected
     # The module's own thin variants show the same defaults.
-    assert _signature(getattr(mobilenet_v1, name)) == expected
+    assert zoo_facts.signature(getattr(mobilenet_v1, name)) == expected
     base = 'nets.mobilenet_v1.mobilenet_v1_base'
-    assert _signature(mobilenet_v1.mobilenet_v1_base) == \
-        _expected_signature(facts['related_signatures'][base])
-    assert _signature(mobilenet_v1.mobilenet_v1_arg_scope) == \
-        _expected_signature(facts['arg_scope_signature'])
+    assert zoo_facts.signature(mobilenet_v1.mobilenet_v1_base) == \
+        zoo_facts.expected_signature(facts['related_signatures'][base])
+    assert zoo_facts.signature(mobilenet_v1.mobilenet_v1_arg_scope) == \
+        zoo_facts.expected_signature(facts['arg_scope_signature'])
 
 
 @pytest.mark.parametrize('name', NAMES)

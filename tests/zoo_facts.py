@@ -11,6 +11,7 @@ before it is registered, and `assert_matches_facts` compares what was built.
 
 import functools
 import importlib
+import inspect
 import json
 import os
 import re
@@ -142,3 +143,25 @@ def write_published_checkpoint(name: str, prefix: str) -> str:
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             return tf.train.Saver(variables).save(session, prefix)
+
+
+def expected_signature(published: list) -> list[tuple]:
+    """(name, default) pairs of a facts signature, its strings resolved to the objects they name.
+
+    The facts write a required argument as '<required>' and callables by name
+    ('nn.relu', 'tf_slim.softmax').
+    """
+    def resolve(value):
+        if value == '<required>':
+            return inspect.Parameter.empty
+        if isinstance(value, str) and value.startswith('nn.'):
+            return getattr(tf.nn, value[len('nn.'):])
+        if isinstance(value, str) and value.startswith('tf_slim.'):
+            return getattr(slim, value[len('tf_slim.'):])
+        return value
+    return [(name, resolve(default)) for name, default in published]
+
+
+def signature(function) -> list[tuple]:
+    """(name, default) pairs of a function's parameters, to compare with `expected_signature`."""
+    return [(p.name, p.default) for p in inspect.signature(function).parameters.values()]
