@@ -4,10 +4,12 @@
 export_inference_graph.py, a checkpoint file, or a training directory (whose
 train_config.json gives the net, its preprocessing and its classes). Every
 image that can be read is classified; those that cannot are listed at the end,
-and the exit code is 1 if there were any.
+and the exit code is 1 if there were any. A directory stands for the files in
+it and below it.
 """
 
 import logging
+import os
 import sys
 
 from slim_classifier.cli import flags, runner
@@ -18,7 +20,7 @@ from slim_classifier.serving.metadata import ExportMetadata
 
 SUMMARY = """Prints the likeliest classes of image files.
 
-  classify_image.py --model_path=MODEL photo.jpg [more.png ...]
+  classify_image.py --model_path=MODEL photo.jpg [more.png ... | a_directory ...]
 
 MODEL is an export (SavedModel, frozen GraphDef, TFLite) or a checkpoint / training
 directory; class names come from labels.txt beside it or from the training run."""
@@ -86,6 +88,27 @@ def _export_metadata(options: ClassifyOptions, kind: str) -> ExportMetadata | No
     return described
 
 
+def _expand_directories(paths: list[str]) -> list[str]:
+    """The paths, each directory replaced by the files in it (and below it), in sorted order.
+
+    Hidden files are left out; a file that is not an image is listed among those
+    that could not be classified, with the reason.
+    """
+    expanded = []
+    for path in paths:
+        if not os.path.isdir(path):
+            expanded.append(path)
+            continue
+        found = []
+        for root, directories, files in os.walk(path):
+            directories[:] = [name for name in directories if not name.startswith('.')]
+            found.extend(os.path.join(root, name) for name in files if not name.startswith('.'))
+        if not found:
+            raise ValueError('directory %s holds no file to classify' % path)
+        expanded.extend(sorted(found))
+    return expanded
+
+
 def _format(image_path: str, predictions) -> str:
     lines = [image_path]
     lines.extend('  %.5f  %s (%d)' % (prediction.probability, prediction.name,
@@ -95,7 +118,7 @@ def _format(image_path: str, predictions) -> str:
 
 def main(argv):
     from slim_classifier.serving import classifier
-    image_paths = argv[1:]
+    image_paths = _expand_directories(argv[1:])
     if not image_paths:
         raise ValueError('no image given: list image files after the flags')
     options, names_dataset = options_from_flags(flags.FLAGS)

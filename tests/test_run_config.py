@@ -138,3 +138,19 @@ def test_a_failed_first_run_leaves_no_train_dir_behind(digits_dir, tmp_path):
         trainer.train(helpers.lenet_config(existing, digits_dir, model_name='lenet5',
                                            max_number_of_steps=1))
     assert sorted(os.listdir(existing)) == ['notes.txt']
+
+
+def test_classify_takes_a_directory_and_lists_what_it_cannot_read(run_dir, tmp_path):
+    photos = tmp_path / 'photos'
+    (photos / 'more').mkdir(parents=True)
+    Image.new('L', (28, 28), 0).save(photos / 'a.png')
+    Image.new('L', (28, 28), 255).save(photos / 'more' / 'b.png')
+    (photos / 'notes.txt').write_text('not an image')
+    (photos / '.hidden.png').write_text('skipped')
+    result = helpers.run_command('classify_image.py', '--model_path=' + run_dir, str(photos),
+                                 check=False)
+    assert result.returncode == 1
+    classified = [line for line in result.stdout.splitlines() if not line.startswith(' ')]
+    assert classified == [str(photos / 'a.png'), str(photos / 'more' / 'b.png')]
+    assert 'could not classify 1 of 3 images' in result.stderr
+    assert str(photos / 'notes.txt') in result.stderr
