@@ -4,7 +4,6 @@ A real HTTP server on 127.0.0.1 serves small archives, generated here in the
 datasets' real formats.
 """
 
-import functools
 import gzip
 import hashlib
 import http.server
@@ -13,7 +12,6 @@ import json
 import os
 import struct
 import tarfile
-import threading
 
 import numpy as np
 import pytest
@@ -24,6 +22,7 @@ from datasets.convert_flowers import convert_flowers
 from datasets.convert_mnist import convert_mnist
 from datasets.download import ArchiveError, DownloadError, UnsafeArchiveError
 from datasets.download import download, extract_tar
+from tests import http_server
 from tests.tfrecord_reading import read_records, shard_paths
 
 TRUNCATED_PATH = '/truncated.bin'
@@ -50,15 +49,8 @@ def server(tmp_path):
     """Yields (served folder, base URL) of an HTTP server on 127.0.0.1."""
     root = tmp_path / 'served'
     root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(
-        ('127.0.0.1', 0), functools.partial(_Handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.05},
-                              daemon=True)
-    thread.start()
-    yield root, 'http://127.0.0.1:%d/' % httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with http_server.serving(root, _Handler) as url:
+        yield root, url
 
 
 def _md5(data: bytes) -> str:

@@ -1,14 +1,13 @@
 """fetch_pretrained.py against a local HTTP server (127.0.0.1) serving archives the tests make."""
 
-import functools
 import http.server
 import os
 import re
 import tarfile
-import threading
 
 import pytest
 
+from tests import http_server
 from tests import training_helpers as helpers
 from tests import zoo_facts
 
@@ -47,15 +46,8 @@ def server(tmp_path):
     root = tmp_path / 'served'
     root.mkdir()
     _RangeHandler.ranges = []
-    httpd = http.server.ThreadingHTTPServer(
-        ('127.0.0.1', 0), functools.partial(_RangeHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.05},
-                              daemon=True)
-    thread.start()
-    yield root, 'http://127.0.0.1:%d/' % httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with http_server.serving(root, _RangeHandler) as url:
+        yield root, url
 
 
 def _pack(net, directory, archive_name):
