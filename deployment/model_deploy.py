@@ -48,6 +48,7 @@ __all__ = [
     'make_train_op',
     'merge_summaries',
     'optimize_clones',
+    'scalar_summary',
 ]
 
 Clone = collections.namedtuple('Clone', ['outputs', 'scope', 'device'])
@@ -137,6 +138,7 @@ def _clone_loss(clone: Clone,
       The clone's loss, or None if it has neither kind of loss.
     """
     parts = []
+    summary_device = _cpu_of(clone.device)
     with tf.device(clone.device):
         data_losses = tf.get_collection(tf.GraphKeys.LOSSES, clone.scope)
         if data_losses:
@@ -144,12 +146,14 @@ def _clone_loss(clone: Clone,
             if num_clones > 1:
                 data_loss = tf.math.divide(data_loss, float(num_clones),
                                            name='scaled_data_loss')
-            tf.summary.scalar('clone_loss', data_loss)
+            with tf.device(summary_device):
+                tf.summary.scalar('clone_loss', data_loss)
             parts.append(data_loss)
         if regularization_losses:
             regularization_loss = tf.add_n(regularization_losses,
                                            name='sum_of_regularization_losses')
-            tf.summary.scalar('regularization_loss', regularization_loss)
+            with tf.device(summary_device):
+                tf.summary.scalar('regularization_loss', regularization_loss)
             parts.append(regularization_loss)
         if not parts:
             return None
@@ -236,8 +240,7 @@ def optimize_clones(clones: Sequence[Clone],
     for clone, loss in losses:
         with tf.name_scope(clone.scope), tf.device(clone.device):
             clone_grads.append(optimizer.compute_gradients(loss, **kwargs))
-    total_loss = tf.add_n([loss for _, loss in losses],
-                          name='sum_of_clone_losses')
+    total_loss = tf.add_n([loss for _, loss in losses], name='total_loss')
     return total_loss, _sum_clones_gradients(clone_grads)
 
 
@@ -260,7 +263,7 @@ def _total_loss_without_gradients(clones: Sequence[Clone]) -> tf.Tensor | None:
         clones, tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES))
     if not losses:
         return None
-    return tf.add_n([loss for _, loss in losses], name='sum_of_clone_losses')
+    return tf.add_n([loss for _, loss in losses], name='total_loss')
 
 
 def deploy(config: DeploymentConfig,
@@ -313,13 +316,13 @@ def deploy(config: DeploymentConfig,
         else:
             total_loss, grads_and_vars = optimize_clones(clones, optimizer)
             if summarize_gradients:
-                _gradient_summaries(grads_and_vars)
+                with tf.device(config.inputs_device()):
+                    _gradient_summaries(grads_and_vars)
     if optimizer is not None:
         train_op = make_train_op(config, clones, optimizer, total_loss, grads_and_vars,
                                  global_step)
     if total_loss is not None:
-        with tf.device(config.inputs_device()):
-            tf.summary.scalar('total_loss', total_loss)
+        scalar_summary('total_loss', total_loss, config.inputs_device())
     return DeployedModel(train_op, merge_summaries(clones), total_loss, clones)
 
 
@@ -356,3 +359,21 @@ def merge_summaries(clones: Sequence[Clone]) -> tf.Tensor | None:
     if not kept:
         return None
     return tf.summary.merge(sorted(kept, key=lambda s: s.name), name='summary_op')
+
+
+def scalar_summary(tag: str, value: tf.Tensor, device: str) -> tf.Tensor:
+    """Adds a scalar summary with exactly `tag`, created on `device`, to SUMMARIES.
+
+    `tf.summary.scalar` takes its tag from a name scope, so a summary of the
+    op named 'total_loss' would be tagged 'total_loss_1'; this keeps the tag.
+    """
+    with tf.device(device):
+        summary = tf.raw_ops.ScalarSummary(tags=tag, values=value, name=tag + '_summary')
+    tf.add_to_collection(tf.GraphKeys.SUMMARIES, summary)
+    return summary
+
+
+def _cpu_of(device: str) -> str:
+    """Returns the CPU of the machine that `device` names (summaries have no GPU kernel)."""
+    spec = tf.DeviceSpec.from_string(device)
+    return spec.replace(device_type='CPU', device_index=0).to_string()

@@ -375,3 +375,27 @@ def test_deploy_with_ps_tasks_puts_global_step_and_variables_on_ps():
         '/job:ps/task:0/device:CPU:0', '/job:ps/task:1/device:CPU:0']
     assert model.clones[0].device == '/job:worker/device:CPU:0'
     assert model.train_op.device == '/job:worker/device:CPU:0'
+
+
+def test_total_loss_is_named_total_loss_and_every_summary_is_on_the_cpu():
+    # Two GPU clones: the graph is placed softly on the CPU here, so no GPU is needed.
+    config = model_deploy.DeploymentConfig(num_clones=2)
+    with tf.Graph().as_default():
+        model = model_deploy.deploy(
+            config, _linear_regression,
+            optimizer=tf.train.GradientDescentOptimizer(0.02), summarize_gradients=True)
+        summaries = tf.get_collection(tf.GraphKeys.SUMMARIES)
+        clone_devices = {op.device for op in tf.get_default_graph().get_operations()
+                         if op.name.startswith('clone_1/')}
+        session_config = tf.ConfigProto(allow_soft_placement=True)
+        with tf.Session(config=session_config) as session:
+            session.run(tf.global_variables_initializer())
+            summary = tf.Summary.FromString(session.run(model.summary_op))
+    assert model.total_loss.op.name == 'total_loss'
+    assert '/device:GPU:1' in clone_devices
+    assert len(summaries) > 4
+    for summary_tensor in summaries:
+        device = tf.DeviceSpec.from_string(summary_tensor.op.device)
+        assert device.device_type == 'CPU', summary_tensor.op.name
+    tags = {value.tag for value in summary.value}
+    assert 'total_loss' in tags and 'total_loss_1' not in tags

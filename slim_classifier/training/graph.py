@@ -91,7 +91,8 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
         return end_points
 
     clones = model_deploy.create_clones(deploy_config, clone_fn)
-    _add_model_summaries(clones[0].outputs, config.summarize_activations)
+    with tf.device(deploy_config.inputs_device()):
+        _add_model_summaries(clones[0].outputs, config.summarize_activations)
     averages = None
     if config.moving_average_decay:
         averages = tf.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
@@ -110,9 +111,10 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
         clones, optimizer, var_list=_variables_to_train(config.trainable_scopes))
     if config.clip_gradient_norm > 0:
         gradients = _clip_by_global_norm(gradients, config.clip_gradient_norm)
-    tf.summary.scalar('total_loss', total_loss)
-    for loss in tf.get_collection(tf.GraphKeys.LOSSES, clones[0].scope):
-        tf.summary.scalar('losses/%s' % loss.op.name, loss)
+    model_deploy.scalar_summary('total_loss', total_loss, deploy_config.inputs_device())
+    with tf.device(deploy_config.inputs_device()):
+        for loss in tf.get_collection(tf.GraphKeys.LOSSES, clones[0].scope):
+            tf.summary.scalar('losses/%s' % loss.op.name, loss)
     extra_updates = []
     if averages is not None and not config.sync_replicas:
         extra_updates.append(averages.apply(slim.get_model_variables()))
