@@ -5,6 +5,7 @@ import json
 import os
 import tarfile
 
+import numpy as np
 import pytest
 
 from slim_classifier.runtime import checkpoints, pretrained
@@ -70,7 +71,7 @@ def test_fine_tuning_from_the_archive_onto_digits_trains_and_evaluates(archive, 
         '--batch_size=4', '--max_number_of_steps=3', '--optimizer=sgd',
         '--learning_rate_decay_type=fixed', '--num_readers=1',
         '--num_preprocessing_threads=1')
-    assert ('From the published checkpoint %s: --model_name=mobilenet_v1_025, '
+    assert ('From the pretrained checkpoint %s: --model_name=mobilenet_v1_025, '
             '--preprocessing_name=inception, --checkpoint_exclude_scopes=MobilenetV1/Logits'
             % ARCHIVE) in result.stderr
     assert 'Fine-tuning from %s' % os.path.join(archive + '.extracted',
@@ -82,3 +83,40 @@ def test_fine_tuning_from_the_archive_onto_digits_trains_and_evaluates(archive, 
                         '--eval_dir=%s' % eval_dir, '--max_num_batches=1', '--batch_size=8')
     metrics = json.loads((eval_dir / 'metrics.json').read_text())
     assert metrics['model_name'] == 'mobilenet_v1_025' and metrics['num_examples'] == 8
+
+
+def _head_only_checkpoint(directory, num_classes):
+    """A checkpoint holding only mobilenet_v1's logits biases, for `num_classes` outputs."""
+    import tensorflow.compat.v1 as tf
+    with tf.Graph().as_default():
+        biases = tf.Variable(np.zeros(num_classes, np.float32),
+                             name='MobilenetV1/Logits/Conv2d_1c_1x1/biases')
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            return tf.train.Saver([biases]).save(session, os.path.join(directory, 'model.ckpt'),
+                                                global_step=5)
+
+
+@pytest.mark.parametrize('logits_classes, dataset_name, expected', [
+    (1000, 'imagenet', {'labels_offset': 1}),
+    (1001, 'imagenet', {}),
+    (1001, 'digits', {'checkpoint_exclude_scopes': ['MobilenetV1/Logits']}),
+])
+def test_the_labels_offset_follows_the_checkpoints_logits(tmp_path, logits_classes,
+                                                          dataset_name, expected):
+    checkpoint = _head_only_checkpoint(str(tmp_path), logits_classes)
+    assert pretrained.checkpoint_num_classes(checkpoint, 'mobilenet_v1') == logits_classes
+    given = {'model_name': 'mobilenet_v1', 'dataset_name': dataset_name, 'dataset_dir': None,
+             'labels_offset': 0, 'checkpoint_exclude_scopes': None}
+    assert pretrained.checkpoint_defaults(checkpoint, given, set()) == expected
+    # A directory stands for its newest checkpoint; explicit options win.
+    assert pretrained.checkpoint_num_classes(str(tmp_path), 'mobilenet_v1') == logits_classes
+    assert pretrained.checkpoint_defaults(checkpoint, given, set(expected)) == {}
+
+
+def test_a_checkpoint_without_the_nets_head_gives_nothing(tmp_path):
+    checkpoint = _head_only_checkpoint(str(tmp_path), 1000)
+    assert pretrained.checkpoint_num_classes(checkpoint, 'resnet_v1_50') is None
+    assert pretrained.checkpoint_defaults(
+        checkpoint, {'model_name': 'resnet_v1_50', 'dataset_name': 'imagenet',
+                     'dataset_dir': None, 'labels_offset': 0}, set()) == {}

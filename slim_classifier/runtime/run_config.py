@@ -167,5 +167,6 @@ def checkpoint_defaults(path: str | None, given: dict, explicit: set[str]) -> di
     """
     check_agreement(path, {name: given[name] for name in explicit if name in given})
     values = inherited_values(path, given, explicit)
-    values.update(pretrained.checkpoint_defaults(path, {**given, **values}, explicit))
+    # What the training run recorded wins over what the checkpoint suggests.
+    values.update(pretrained.checkpoint_defaults(path, {**given, **values}, explicit | set(values)))
     return values
