@@ -3,31 +3,58 @@
 A download is written to `<destination>.part` and renamed to its final name
 only once it is complete (as long as the server announced) and its MD5
 matches the published checksum, so a partial download is never mistaken for
-a complete one. Archives are checked member by member before anything is
-extracted: only regular files and folders that land inside the target folder
-are accepted.
+a complete one. A redirect is followed only to https:// or to the same
+scheme, host and port; one that would downgrade to plain http, or leave for
+file:// or ftp://, is refused.
+
+A file found at the destination that does not match the checksum, or an
+archive there that turns out to be corrupt, is renamed to
+`<destination>.corrupt` (never deleted: the user may have put it there) and
+downloaded again, once (`download_and_open`).
+
+Archives are checked member by member before anything is extracted: only
+regular files and folders that land inside the target folder are accepted,
+and no more members or bytes than a generous cap. A compressed archive is
+read to its very end, so that a checksum error in its last bytes is found.
 """
 
 import gzip
 import hashlib
 import http.client
+import logging
+import lzma
 import os
 import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Callable
+from typing import TypeVar
 
 from datasets.progress import ProgressFn, ignore_progress
 from slim_classifier.errors import UserError
 
 PART_SUFFIX = '.part'
+# What a file at a download's destination is renamed to when it is corrupt.
+CORRUPT_SUFFIX = '.corrupt'
 # Where converters keep downloads and extracted archives inside a dataset
 # folder; removed once the conversion is complete.
 DOWNLOAD_FOLDER = 'downloads'
 
+# Beyond these an archive is refused before anything is written. Generous: the
+# archives downloaded here (CIFAR-10, the flower photos, published checkpoints)
+# unpack to well under 1 GiB, in at most a few thousand files.
+MAX_EXTRACTED_BYTES = 20 << 30
+MAX_MEMBERS = 1_000_000
+
 _CHUNK_BYTES = 1 << 20
 _USER_AGENT = 'slim-image-classifier-downloader'
+# The errors of a tar stream, or of its gzip or xz compression, that is corrupt or cut short.
+_CORRUPTION_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+
+log = logging.getLogger('download')
+Opened = TypeVar('Opened')
 
 
 class DownloadError(UserError):
@@ -38,8 +65,16 @@ class ArchiveError(UserError):
     """An archive is corrupt, truncated or not an archive at all."""
 
 
+class CorruptArchiveError(ArchiveError):
+    """An archive cannot be read to its end: truncated, damaged, or not an archive at all."""
+
+
 class UnsafeArchiveError(ArchiveError):
     """An archive member would escape the target folder or is not a plain file."""
+
+
+class ArchiveTooLargeError(ArchiveError):
+    """An archive holds more members or bytes than extraction allows."""
 
 
 def file_md5(path: str) -> str:
@@ -53,8 +88,11 @@ def file_md5(path: str) -> str:
 
 def download(url: str, destination: str, md5: str | None,
              progress: ProgressFn = ignore_progress, timeout: float = 60.0,
-             resume: bool = False) -> None:
+             resume: bool = False) -> bool:
     """Downloads `url` to `destination` unless a verified copy is already there.
+
+    A file at `destination` that does not match `md5` is renamed to
+    `<destination>.corrupt` (see `set_aside`) and downloaded again.
 
     Args:
         url: an http:// or https:// URL.
@@ -67,15 +105,21 @@ def download(url: str, destination: str, md5: str | None,
             HTTP range request; a server that ignores it sends the whole file
             again), and keep what arrived when this one fails too.
 
+    Returns:
+        True if the file was downloaded now, False if the copy already at
+        `destination` was kept.
+
     Raises:
         ValueError: if the URL is not http(s).
-        DownloadError: if the download fails, ends early or does not match
-            `md5`; nothing is left under `destination` then.
+        DownloadError: if the download fails, ends early, does not match
+            `md5` or is redirected elsewhere than https:// or the same origin;
+            nothing is left under `destination` then.
     """
     if os.path.exists(destination):
         if md5 is None or file_md5(destination) == md5:
-            return
-        os.remove(destination)
+            return False
+        log.warning('%s does not match the published MD5 %s; renamed it to %s and downloading '
+                    'it again', destination, md5, set_aside(destination))
     os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
     partial = destination + PART_SUFFIX
     start = os.path.getsize(partial) if resume and os.path.exists(partial) else 0
@@ -90,37 +134,122 @@ def download(url: str, destination: str, md5: str | None,
             os.remove(partial)
         raise
     os.replace(partial, destination)
+    return True
 
 
-def extract_tar(archive_path: str, target_dir: str) -> None:
+def download_and_open(url: str, destination: str, md5: str | None,
+                      open_archive: Callable[[str], Opened],
+                      progress: ProgressFn = ignore_progress, timeout: float = 60.0,
+                      resume: bool = False) -> Opened:
+    """Downloads an archive like `download` and opens it, downloading it again once if corrupt.
+
+    An archive already at `destination` (from an earlier run, or put there by
+    the user) that `open_archive` finds corrupt is renamed to
+    `<destination>.corrupt`; one this call downloaded is ours and is removed.
+    Either way it is downloaded again, once.
+
+    Args:
+        url, destination, md5, progress, timeout, resume: as for `download`.
+        open_archive: reads the archive at the path it is given (extracts it,
+            say), raising CorruptArchiveError if it cannot.
+
+    Returns:
+        What `open_archive` returned.
+
+    Raises:
+        DownloadError: as for `download`.
+        CorruptArchiveError: if the archive downloaded again is corrupt too
+            (it is removed).
+        ArchiveError: for any other fault `open_archive` finds (the archive
+            is kept: downloading it again would not change it).
+    """
+    downloaded = download(url, destination, md5, progress, timeout, resume)
+    try:
+        return open_archive(destination)
+    except CorruptArchiveError as error:
+        if downloaded:
+            os.remove(destination)
+            log.warning('The archive just downloaded from %s is corrupt (%s); downloading it '
+                        'again', url, error)
+        else:
+            log.warning('%s; renamed it to %s and downloading it again from %s', error,
+                        set_aside(destination), url)
+    download(url, destination, md5, progress, timeout, resume)
+    try:
+        return open_archive(destination)
+    except CorruptArchiveError as error:
+        os.remove(destination)
+        raise CorruptArchiveError('the archive from %s was corrupt twice, so it was removed: %s'
+                                  % (url, error)) from error
+
+
+def set_aside(path: str) -> str:
+    """Renames `path` to the first free name of `<path>.corrupt`, `<path>.corrupt-2`, ...
+
+    Returns:
+        The new name.
+    """
+    renamed, number = path + CORRUPT_SUFFIX, 1
+    while os.path.lexists(renamed):
+        number += 1
+        renamed = '%s%s-%d' % (path, CORRUPT_SUFFIX, number)
+    os.rename(path, renamed)
+    return renamed
+
+
+def extract_tar(archive_path: str, target_dir: str, max_bytes: int = MAX_EXTRACTED_BYTES,
+                max_members: int = MAX_MEMBERS) -> None:
     """Extracts a tar archive (plain or compressed) into `target_dir`.
 
-    Every member is checked before anything is written, so an unsafe archive
-    leaves nothing behind.
+    Every member is checked, and the members counted and their sizes summed,
+    before anything is written, so an unsafe or oversized archive leaves
+    nothing behind. A corrupt one may leave part of its files.
 
     Args:
         archive_path: the archive.
         target_dir: where to extract; created if missing.
+        max_bytes: the most bytes its files may add up to.
+        max_members: the most members (files and folders) it may hold.
 
     Raises:
         UnsafeArchiveError: if a member is a link, a device or another special
             file, or its path leaves `target_dir` (absolute or with '..').
-        ArchiveError: if the archive is corrupt or truncated.
+        ArchiveTooLargeError: if it holds more than `max_members` members or
+            more than `max_bytes` bytes.
+        CorruptArchiveError: if the archive is corrupt or truncated.
     """
     os.makedirs(target_dir, exist_ok=True)
     root = os.path.realpath(target_dir)
     try:
         with tarfile.open(archive_path, 'r:*') as archive:
-            members = archive.getmembers()
-            for member in members:
-                _check_member(member, root, archive_path)
+            members = _checked_members(archive, root, archive_path, max_bytes, max_members)
             # The 'data' filter repeats the checks and also drops unsafe modes.
             archive.extractall(root, members=members, filter='data')
+            # The end of a compressed stream holds its checksum, which tar never reads.
+            while archive.fileobj.read(_CHUNK_BYTES):
+                pass
     except tarfile.FilterError as error:
         raise UnsafeArchiveError('%s: %s' % (archive_path, error)) from error
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise ArchiveError('%s is not a complete, readable tar archive: %s'
-                           % (archive_path, error)) from error
+    except _CORRUPTION_ERRORS as error:
+        raise CorruptArchiveError('%s is not a complete, readable tar archive: %s'
+                                  % (archive_path, error)) from error
+
+
+def _checked_members(archive: tarfile.TarFile, root: str, archive_path: str, max_bytes: int,
+                     max_members: int) -> list[tarfile.TarInfo]:
+    """The members of `archive`, each checked, read no further than the caps allow."""
+    members, total_bytes = [], 0
+    for member in archive:
+        _check_member(member, root, archive_path)
+        members.append(member)
+        total_bytes += member.size if member.isfile() else 0
+        if len(members) > max_members:
+            raise ArchiveTooLargeError('%s holds more than %d members, the most extracted; it '
+                                       'is refused' % (archive_path, max_members))
+        if total_bytes > max_bytes:
+            raise ArchiveTooLargeError('%s unpacks to more than %d bytes, the most extracted; '
+                                       'it is refused' % (archive_path, max_bytes))
+    return members
 
 
 def _fetch(url: str, partial: str, progress: ProgressFn, timeout: float, start: int = 0) -> str:
@@ -132,10 +261,11 @@ def _fetch(url: str, partial: str, progress: ProgressFn, timeout: float, start: 
     if start:
         headers['Range'] = 'bytes=%d-' % start
     request = urllib.request.Request(url, headers=headers)
+    opener = urllib.request.build_opener(_SafeRedirectHandler)
     digest = hashlib.md5(usedforsecurity=False)
     received = 0
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             resumed = start and response.status == 206
             if resumed:
                 received = start
@@ -165,6 +295,47 @@ def _fetch(url: str, partial: str, progress: ProgressFn, timeout: float, start: 
         raise DownloadError('download of %s is incomplete: got %d of %d bytes'
                             % (url, received, expected))
     return digest.hexdigest()
+
+
+class _SafeRedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to https://, or to the same scheme, host and port.
+
+    The request's headers travel with it, a resumed download's Range too.
+    """
+
+    # The default message spans lines; errors here are one line.
+    inf_msg = 'the server redirects in a loop; its last redirect: '
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers['Location'] if 'Location' in headers else headers.get('URI')
+        if location is not None:
+            target = urllib.parse.urljoin(req.full_url, location.strip())
+            if not _may_redirect(req.full_url, target):
+                fp.close()
+                raise DownloadError('refused the redirect from %s to %s: downloads follow '
+                                    'redirects only to https:// or to the same scheme, host and '
+                                    'port' % (req.full_url, target))
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+def _may_redirect(source: str, target: str) -> bool:
+    if urllib.parse.urlparse(target).scheme == 'https':
+        return True
+    origin = _origin(target)
+    return origin is not None and origin == _origin(source)
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None] | None:
+    """(scheme, host, port) of `url`, the port filled in for http and https; None for a bad port."""
+    parts = urllib.parse.urlparse(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    default_port = {'http': 80, 'https': 443}.get(parts.scheme)
+    return parts.scheme, parts.hostname, port or default_port
 
 
 def _content_length(response: http.client.HTTPResponse) -> int | None:

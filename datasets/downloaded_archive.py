@@ -5,8 +5,10 @@ import os
 import shutil
 from collections.abc import Iterator
 
-from datasets.download import DOWNLOAD_FOLDER, download, extract_tar
+from datasets.download import DOWNLOAD_FOLDER, download_and_open, extract_tar
 from datasets.progress import ProgressFn
+
+EXTRACTED_FOLDER = 'extracted'
 
 
 @contextlib.contextmanager
@@ -14,8 +16,12 @@ def downloaded_archive(dataset_dir: str, url: str, archive_name: str, md5: str |
                        progress: ProgressFn) -> Iterator[tuple[str, str]]:
     """Downloads a tar archive into `dataset_dir`/downloads and extracts it there.
 
-    The downloads folder is removed when the `with` block completes, and kept
-    when it raises, so that a rerun reuses the verified download.
+    An archive kept there from an earlier run that turns out corrupt is renamed
+    to `<archive_name>.corrupt` and downloaded again, once (see
+    `download_and_open`). The archive and its extraction are removed when the
+    `with` block completes, and the downloads folder with them unless it holds
+    something else (an archive set aside as corrupt); all are kept when the
+    block raises, so that a rerun reuses the verified download.
 
     Args:
         dataset_dir: the output directory of the conversion.
@@ -29,14 +35,26 @@ def downloaded_archive(dataset_dir: str, url: str, archive_name: str, md5: str |
 
     Raises:
         DownloadError: if the download fails or does not match `md5`.
-        ArchiveError: if the archive is unsafe or corrupt.
+        ArchiveError: if the archive is unsafe, too large, or corrupt even
+            when downloaded again.
     """
     download_dir = os.path.join(dataset_dir, DOWNLOAD_FOLDER)
     archive = os.path.join(download_dir, archive_name)
-    download(url, archive, md5, progress)
-    extracted = os.path.join(download_dir, 'extracted')
+    extracted = os.path.join(download_dir, EXTRACTED_FOLDER)
+    download_and_open(url, archive, md5, lambda path: _extract_afresh(path, extracted), progress)
+    yield archive, extracted
+    shutil.rmtree(extracted)
+    os.remove(archive)
+    with contextlib.suppress(OSError):
+        os.rmdir(download_dir)  # Fails, keeping it, while it holds anything else.
+
+
+def _extract_afresh(archive: str, extracted: str) -> None:
+    """Extracts `archive` into `extracted`, leaving no partial extraction behind."""
     # A previous run may have been interrupted while extracting.
     shutil.rmtree(extracted, ignore_errors=True)
-    extract_tar(archive, extracted)
-    yield archive, extracted
-    shutil.rmtree(download_dir)
+    try:
+        extract_tar(archive, extracted)
+    except BaseException:
+        shutil.rmtree(extracted, ignore_errors=True)
+        raise

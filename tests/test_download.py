@@ -4,12 +4,14 @@ A real HTTP server on 127.0.0.1 serves small archives, generated here in the
 datasets' real formats.
 """
 
+import dataclasses
 import gzip
 import hashlib
-import http.server
 import io
 import json
 import os
+import pathlib
+import shutil
 import struct
 import tarfile
 
@@ -20,15 +22,17 @@ from PIL import Image
 from datasets.convert_cifar10 import convert_cifar10
 from datasets.convert_flowers import convert_flowers
 from datasets.convert_mnist import convert_mnist
-from datasets.download import ArchiveError, DownloadError, UnsafeArchiveError
-from datasets.download import download, extract_tar
+from datasets.download import (ArchiveError, ArchiveTooLargeError, CorruptArchiveError,
+                               DownloadError, UnsafeArchiveError, download, extract_tar)
+from datasets.downloaded_archive import downloaded_archive
+from datasets.progress import ignore_progress
 from tests import http_server
 from tests.tfrecord_reading import read_records, shard_paths
 
 TRUNCATED_PATH = '/truncated.bin'
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+class _Handler(http_server.FolderHandler):
     """Serves a folder, plus one response that ends before its announced length."""
 
     def do_GET(self) -> None:  # pylint: disable=invalid-name
@@ -40,17 +44,30 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b'only ten b')
 
-    def log_message(self, *args) -> None:
-        del args  # Keeps test output quiet.
+
+@dataclasses.dataclass
+class Site:
+    """A local HTTP server: the folder it serves, its URL, its redirects and the requests it got."""
+    root: pathlib.Path
+    url: str
+    redirects: dict[str, str]
+    requests: list[tuple[str, str | None]]
 
 
 @pytest.fixture
-def server(tmp_path):
-    """Yields (served folder, base URL) of an HTTP server on 127.0.0.1."""
+def site(tmp_path):
+    """Yields the `Site` of an HTTP server on 127.0.0.1 serving tmp_path/served."""
     root = tmp_path / 'served'
     root.mkdir()
-    with http_server.serving(root, _Handler) as url:
-        yield root, url
+    redirects, requests = {}, []
+    with http_server.serving(root, _Handler, redirects=redirects, requests=requests) as url:
+        yield Site(root, url, redirects, requests)
+
+
+@pytest.fixture
+def server(site):
+    """(served folder, base URL) of `site`."""
+    return site.root, site.url
 
 
 def _md5(data: bytes) -> str:
@@ -116,6 +133,110 @@ def test_only_http_urls_are_downloaded(tmp_path):
         download('file:///etc/hostname', str(tmp_path / 'hostname'), None)
 
 
+def test_a_mismatching_file_is_set_aside_never_overwritten(server, tmp_path):
+    root, url = server
+    data = b'published bytes'
+    (root / 'file.bin').write_bytes(data)
+    destination = tmp_path / 'file.bin'
+    for stale in (b'stale one', b'stale two'):
+        destination.write_bytes(stale)
+        assert download(url + 'file.bin', str(destination), _md5(data)) is True
+        assert destination.read_bytes() == data
+    assert (tmp_path / 'file.bin.corrupt').read_bytes() == b'stale one'
+    assert (tmp_path / 'file.bin.corrupt-2').read_bytes() == b'stale two'
+    assert download(url + 'file.bin', str(destination), _md5(data)) is False
+
+
+@pytest.mark.parametrize('location', ['/file.bin', '{url}file.bin'])
+def test_a_redirect_within_the_same_origin_is_followed(site, tmp_path, location):
+    data = os.urandom(2000)
+    (site.root / 'file.bin').write_bytes(data)
+    site.redirects['/moved.bin'] = location.format(url=site.url)
+    destination = tmp_path / 'file.bin'
+    download(site.url + 'moved.bin', str(destination), _md5(data))
+    assert destination.read_bytes() == data
+    assert [path for path, _ in site.requests] == ['/moved.bin', '/file.bin']
+
+
+def test_a_resumed_download_keeps_its_range_through_a_redirect(site, tmp_path):
+    data = os.urandom(5000)
+    (site.root / 'file.bin').write_bytes(data)
+    site.redirects['/moved.bin'] = '/file.bin'
+    destination = tmp_path / 'file.bin'
+    (tmp_path / 'file.bin.part').write_bytes(data[:1234])
+    download(site.url + 'moved.bin', str(destination), _md5(data), resume=True)
+    assert destination.read_bytes() == data
+    assert site.requests == [('/moved.bin', 'bytes=1234-'), ('/file.bin', 'bytes=1234-')]
+
+
+def test_a_redirect_to_plain_http_elsewhere_is_refused(site, tmp_path):
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    (elsewhere / 'file.bin').write_bytes(b'from elsewhere')
+    asked_elsewhere = []
+    with http_server.serving(elsewhere, requests=asked_elsewhere) as other_url:
+        site.redirects['/moved.bin'] = other_url + 'file.bin'
+        with pytest.raises(DownloadError) as raised:
+            download(site.url + 'moved.bin', str(tmp_path / 'get' / 'file.bin'), None)
+    assert str(raised.value) == (
+        'refused the redirect from %smoved.bin to %sfile.bin: downloads follow redirects only '
+        'to https:// or to the same scheme, host and port' % (site.url, other_url))
+    assert asked_elsewhere == []
+    assert os.listdir(tmp_path / 'get') == []
+
+
+@pytest.mark.parametrize('target', ['file:///etc/hostname', 'ftp://127.0.0.1/file.bin'])
+def test_a_redirect_to_another_scheme_is_refused(site, tmp_path, target):
+    site.redirects['/moved.bin'] = target
+    with pytest.raises(DownloadError, match='refused the redirect from %smoved.bin to %s: '
+                       % (site.url, target)) as raised:
+        download(site.url + 'moved.bin', str(tmp_path / 'get' / 'file.bin'), None)
+    assert '\n' not in str(raised.value)
+    assert os.listdir(tmp_path / 'get') == []
+
+
+def test_a_redirect_loop_is_one_line(site, tmp_path):
+    site.redirects.update({'/a.bin': '/b.bin', '/b.bin': '/a.bin'})
+    with pytest.raises(DownloadError, match='redirects in a loop') as raised:
+        download(site.url + 'a.bin', str(tmp_path / 'a.bin'), None)
+    assert '\n' not in str(raised.value)
+
+
+@pytest.fixture
+def https_site(tmp_path, monkeypatch):
+    """Yields the `Site` of an HTTPS server on 127.0.0.1 whose certificate this process trusts."""
+    if shutil.which('openssl') is None:
+        pytest.skip('the openssl program, which makes the test certificate, is not installed')
+    certificate = http_server.self_signed_certificate(str(tmp_path))
+    monkeypatch.setenv('SSL_CERT_FILE', certificate)
+    root = tmp_path / 'served_over_https'
+    root.mkdir()
+    redirects, requests = {}, []
+    with http_server.serving(root, redirects=redirects, requests=requests,
+                             certificate=certificate) as url:
+        yield Site(root, url, redirects, requests)
+
+
+def test_a_redirect_to_https_is_followed(site, https_site, tmp_path):
+    data = os.urandom(3000)
+    (https_site.root / 'file.bin').write_bytes(data)
+    site.redirects['/moved.bin'] = https_site.url + 'file.bin'
+    destination = tmp_path / 'get' / 'file.bin'
+    download(site.url + 'moved.bin', str(destination), _md5(data))
+    assert destination.read_bytes() == data
+    assert https_site.url.startswith('https://')
+    assert [path for path, _ in https_site.requests] == ['/file.bin']
+
+
+def test_a_redirect_from_https_down_to_http_is_refused(site, https_site, tmp_path):
+    (site.root / 'file.bin').write_bytes(b'over plain http')
+    https_site.redirects['/moved.bin'] = site.url + 'file.bin'
+    with pytest.raises(DownloadError, match='refused the redirect from %smoved.bin to %sfile.bin'
+                       % (https_site.url, site.url)):
+        download(https_site.url + 'moved.bin', str(tmp_path / 'get' / 'file.bin'), None)
+    assert site.requests == []
+
+
 def _tar_gz(members: list[tarfile.TarInfo], contents: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode='w:gz') as archive:
@@ -175,6 +296,121 @@ def test_truncated_archive_is_refused(tmp_path):
     archive.write_bytes(data[:len(data) // 2])
     with pytest.raises(ArchiveError, match='not a complete, readable tar archive'):
         extract_tar(str(archive), str(tmp_path / 'out'))
+
+
+def test_a_gzip_checksum_error_at_the_end_is_found(tmp_path):
+    data = _tar_gz([_file_member('a.bin')], {'a.bin': b'hello' * 1000})
+    archive = tmp_path / 'bad_crc.tar.gz'
+    # The last 8 bytes of a gzip stream are the CRC-32 and the length of the data.
+    archive.write_bytes(data[:-8] + bytes([data[-8] ^ 0xff]) + data[-7:])
+    with pytest.raises(CorruptArchiveError, match='bad_crc.tar.gz is not a complete, readable '
+                       'tar archive: CRC check failed'):
+        extract_tar(str(archive), str(tmp_path / 'out'))
+
+
+def _plain_tar(contents: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w') as archive:
+        for name, data in contents.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize('caps, message', [
+    ({'max_bytes': 2999}, r'unpacks to more than 2999 bytes, the most extracted; it is refused'),
+    ({'max_members': 2}, r'holds more than 2 members, the most extracted; it is refused'),
+])
+def test_extraction_over_a_cap_is_refused_before_writing(tmp_path, caps, message):
+    archive = tmp_path / 'big.tar'
+    archive.write_bytes(_plain_tar({'a.bin': bytes(1000), 'b.bin': bytes(1000),
+                                    'c.bin': bytes(1000)}))
+    target = tmp_path / 'out'
+    with pytest.raises(ArchiveTooLargeError, match='big.tar ' + message) as raised:
+        extract_tar(str(archive), str(target), **caps)
+    assert '\n' not in str(raised.value)
+    assert os.listdir(target) == []
+    extract_tar(str(archive), str(target), max_bytes=3000, max_members=3)  # Exactly at the caps.
+    assert sorted(os.listdir(target)) == ['a.bin', 'b.bin', 'c.bin']
+
+
+ARCHIVE_NAME = 'photos.tgz'
+
+
+def _good_archive() -> bytes:
+    return _tar_gz([_file_member('photos/a.txt')], {'photos/a.txt': b'a photo'})
+
+
+def _damaged(data: bytes, damage: str) -> bytes:
+    if damage == 'truncated':
+        return data[:len(data) // 2]
+    if damage == 'bad checksum':
+        return data[:-8] + bytes([data[-8] ^ 0xff]) + data[-7:]
+    return b'<html>not an archive</html>'
+
+
+def _extracted_text(dataset_dir, url, md5=None) -> str:
+    with downloaded_archive(str(dataset_dir), url, ARCHIVE_NAME, md5,
+                            ignore_progress) as (_, extracted):
+        return _read(os.path.join(extracted, 'photos', 'a.txt')).decode()
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'bad checksum', 'not an archive'])
+def test_a_corrupt_cached_archive_is_set_aside_and_downloaded_again(site, tmp_path, caplog,
+                                                                     damage):
+    good = _good_archive()
+    (site.root / ARCHIVE_NAME).write_bytes(good)
+    downloads = tmp_path / 'dataset' / 'downloads'
+    downloads.mkdir(parents=True)
+    cached = _damaged(good, damage)
+    (downloads / ARCHIVE_NAME).write_bytes(cached)
+    assert _extracted_text(tmp_path / 'dataset', site.url + ARCHIVE_NAME) == 'a photo'
+    assert [path for path, _ in site.requests] == ['/' + ARCHIVE_NAME]
+    # The archive and its extraction are gone; the damaged file the run found is kept.
+    assert os.listdir(downloads) == [ARCHIVE_NAME + '.corrupt']
+    assert (downloads / (ARCHIVE_NAME + '.corrupt')).read_bytes() == cached
+    assert 'renamed it to %s.corrupt and downloading it again from %s' % (
+        downloads / ARCHIVE_NAME, site.url + ARCHIVE_NAME) in caplog.text
+
+
+def test_a_cached_archive_with_a_wrong_checksum_is_set_aside(site, tmp_path):
+    good = _good_archive()
+    (site.root / ARCHIVE_NAME).write_bytes(good)
+    downloads = tmp_path / 'dataset' / 'downloads'
+    downloads.mkdir(parents=True)
+    stale = _tar_gz([_file_member('photos/a.txt')], {'photos/a.txt': b'an older photo'})
+    (downloads / ARCHIVE_NAME).write_bytes(stale)
+    assert _extracted_text(tmp_path / 'dataset', site.url + ARCHIVE_NAME, _md5(good)) == 'a photo'
+    assert (downloads / (ARCHIVE_NAME + '.corrupt')).read_bytes() == stale
+
+
+def test_an_archive_corrupt_when_downloaded_again_is_one_line_naming_the_url(site, tmp_path):
+    (site.root / ARCHIVE_NAME).write_bytes(_damaged(_good_archive(), 'truncated'))
+    dataset_dir = tmp_path / 'dataset'
+    url = site.url + ARCHIVE_NAME
+    with pytest.raises(CorruptArchiveError) as raised:
+        _extracted_text(dataset_dir, url)
+    message = str(raised.value)
+    assert message.startswith('the archive from %s was corrupt twice, so it was removed: %s is '
+                              'not a complete, readable tar archive: ' % (url, dataset_dir /
+                                                                          'downloads' /
+                                                                          ARCHIVE_NAME))
+    assert '\n' not in message
+    # Fetched twice, no more, and nothing broken is left claiming to be the archive.
+    assert [path for path, _ in site.requests] == ['/' + ARCHIVE_NAME] * 2
+    assert os.listdir(dataset_dir / 'downloads') == []
+
+
+def test_an_unsafe_cached_archive_is_kept_and_not_downloaded_again(site, tmp_path):
+    downloads = tmp_path / 'dataset' / 'downloads'
+    downloads.mkdir(parents=True)
+    unsafe = _tar_gz([_file_member('../evil.txt')], {'../evil.txt': b'evil'})
+    (downloads / ARCHIVE_NAME).write_bytes(unsafe)
+    with pytest.raises(UnsafeArchiveError, match='would be written outside'):
+        _extracted_text(tmp_path / 'dataset', site.url + ARCHIVE_NAME)
+    assert site.requests == []
+    assert os.listdir(downloads) == [ARCHIVE_NAME]
 
 
 def _idx_images(images: np.ndarray) -> bytes:
