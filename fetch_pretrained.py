@@ -56,7 +56,7 @@ def fetch(options: FetchOptions) -> str:
         variables are not the net's (it is removed then).
       DownloadError, ArchiveError: for a failed download or a broken archive.
     """
-    from datasets.download import download
+    from datasets.download import download_and_open
     from datasets.progress import ProgressPrinter
     from nets import nets_factory
     from nets.zoo import ZOO
@@ -68,9 +68,10 @@ def fetch(options: FetchOptions) -> str:
         raise ValueError('--model_name=%s has no published checkpoint; these have one: %s'
                          % (options.model_name, ', '.join(published)))
     path = os.path.join(options.checkpoint_dir, entry.archive)
-    download(options.base_url.rstrip('/') + '/' + entry.archive, path, md5=None,
-             progress=ProgressPrinter(), resume=True)
-    checkpoint = pretrained.extracted_checkpoint(path)
+    # A cached archive that does not open is set aside and downloaded again, once.
+    checkpoint = download_and_open(options.base_url.rstrip('/') + '/' + entry.archive, path,
+                                   None, pretrained.extracted_checkpoint,
+                                   progress=ProgressPrinter(), resume=True)
     problem = _mismatch(options.model_name, entry.num_classes, checkpoint)
     if problem:
         os.remove(path)

@@ -9,10 +9,10 @@ then the item count, then rows and columns for images; then one unsigned
 byte per pixel (row-major) or per label.
 """
 
+import contextlib
 import gzip
 import itertools
 import os
-import shutil
 import struct
 import urllib.parse
 from collections.abc import Iterator
@@ -77,7 +77,10 @@ def convert_mnist(dataset_dir: str, base_url: str = DEFAULT_BASE_URL,
               for split, (images_file, labels_file) in SPLIT_FILES.items()}
     summary = write_labelled_dataset(dataset_dir, NAME, CLASS_NAMES, splits,
                                      {'base_url': base_url}, progress)
-    shutil.rmtree(download_dir)
+    for file_name in itertools.chain.from_iterable(SPLIT_FILES.values()):
+        os.remove(os.path.join(download_dir, file_name))
+    with contextlib.suppress(OSError):
+        os.rmdir(download_dir)  # Kept while it holds anything else (a file set aside as corrupt).
     return summary
 
 

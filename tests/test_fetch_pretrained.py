@@ -1,8 +1,6 @@
 """fetch_pretrained.py against a local HTTP server (127.0.0.1) serving archives the tests make."""
 
-import http.server
 import os
-import re
 import tarfile
 
 import pytest
@@ -14,40 +12,14 @@ from tests import zoo_facts
 ARCHIVE = 'mobilenet_v1_0.25_224.tgz'
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder, answering `Range: bytes=N-` with the rest of the file (206)."""
-
-    ranges: list[str] = []
-
-    def do_GET(self) -> None:  # pylint: disable=invalid-name
-        requested = self.headers.get('Range')
-        path = self.translate_path(self.path)
-        if not requested or not os.path.isfile(path):
-            super().do_GET()
-            return
-        type(self).ranges.append(requested)
-        start = int(re.fullmatch(r'bytes=(\d+)-', requested).group(1))
-        with open(path, 'rb') as served:
-            data = served.read()[start:]
-        self.send_response(206)
-        self.send_header('Content-Length', str(len(data)))
-        self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, start + len(data) - 1,
-                                                             start + len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        del args
-
-
 @pytest.fixture
 def server(tmp_path):
-    """(served folder, base URL) of a Range-capable HTTP server on 127.0.0.1."""
+    """(served folder, base URL, requests as (path, Range)) of a server on 127.0.0.1."""
     root = tmp_path / 'served'
     root.mkdir()
-    _RangeHandler.ranges = []
-    with http_server.serving(root, _RangeHandler) as url:
-        yield root, url
+    requests = []
+    with http_server.serving(root, requests=requests) as url:
+        yield root, url, requests
 
 
 def _pack(net, directory, archive_name):
@@ -67,7 +39,7 @@ def _fetch(base_url, checkpoint_dir, model_name='mobilenet_v1_025'):
 
 
 def test_fetches_checks_and_prints_the_archive(server, tmp_path):
-    served, url = server
+    served, url, _ = server
     _pack('mobilenet_v1_025', served, ARCHIVE)
     result = _fetch(url, tmp_path / 'ckpt')
     assert result.returncode == 0, result.stderr
@@ -79,18 +51,30 @@ def test_fetches_checks_and_prints_the_archive(server, tmp_path):
 
 
 def test_an_interrupted_download_is_resumed(server, tmp_path):
-    served, url = server
+    served, url, requests = server
     data = _pack('mobilenet_v1_025', served, ARCHIVE).read_bytes()
     (tmp_path / 'ckpt').mkdir()
     (tmp_path / 'ckpt' / (ARCHIVE + '.part')).write_bytes(data[:len(data) // 2])
     result = _fetch(url, tmp_path / 'ckpt')
     assert result.returncode == 0, result.stderr
-    assert _RangeHandler.ranges == ['bytes=%d-' % (len(data) // 2)]
+    assert requests == [('/' + ARCHIVE, 'bytes=%d-' % (len(data) // 2))]
     assert (tmp_path / 'ckpt' / ARCHIVE).read_bytes() == data
 
 
+def test_a_cached_archive_that_does_not_open_is_set_aside_and_fetched_again(server, tmp_path):
+    served, url, requests = server
+    data = _pack('mobilenet_v1_025', served, ARCHIVE).read_bytes()
+    (tmp_path / 'ckpt').mkdir()
+    (tmp_path / 'ckpt' / ARCHIVE).write_bytes(data[:len(data) // 3])  # cut short long ago
+    result = _fetch(url, tmp_path / 'ckpt')
+    assert result.returncode == 0, result.stderr
+    assert requests == [('/' + ARCHIVE, None)]
+    assert (tmp_path / 'ckpt' / ARCHIVE).read_bytes() == data
+    assert (tmp_path / 'ckpt' / (ARCHIVE + '.corrupt')).read_bytes() == data[:len(data) // 3]
+
+
 def test_an_archive_of_another_net_is_refused_and_removed(server, tmp_path):
-    served, url = server
+    served, url, _ = server
     _pack('lenet', served, ARCHIVE)  # the right name, the wrong variables
     result = _fetch(url, tmp_path / 'ckpt')
     assert result.returncode == 1
