@@ -8,7 +8,13 @@ dataset looks like comes from one of two places:
   which describes the folder whatever name is asked for, so a converted image
   folder trains by name with no code;
 * otherwise `DATASETS`, the one table of the standard datasets, with the file
-  patterns, split sizes and class counts of the original TF-Slim converters.
+  patterns, split sizes and class counts of the original TF-Slim converters,
+  so the records those made read as they are.
+
+A directory that is not whole is refused, with the command that completes
+it: a split whose numbered shards (`-of-N`) are not all there, a split that
+dataset_info.json lists without files, and a conversion that stopped before
+writing dataset_info.json (which this project's converters write last).
 
 The decoder reads the TFRecord keys of the original tools as well as this
 project's: JPEG, PNG, GIF, BMP and WebP bytes, and `raw` pixel bytes (MNIST,
@@ -55,6 +61,10 @@ class DatasetSpec:
         `image/format` is `raw` and that carry no `image/height`/`image/width`.
       info_required: only this project's converter makes the dataset, so a
         folder without its dataset_info.json (written last) is unfinished.
+      completion_hint: how to make files the directory lacks, where
+        download_and_convert_data.py cannot.
+      recorded: read from the dataset_info.json of a completed conversion.
+      image_dir: the folder of images it was converted from, if recorded.
     """
     name: str
     file_pattern: str
@@ -63,6 +73,9 @@ class DatasetSpec:
     class_names: tuple[str, ...] | None = None
     raw_image_shape: tuple[int, int, int] | None = None
     info_required: bool = False
+    completion_hint: str | None = None
+    recorded: bool = False
+    image_dir: str | None = None
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -77,7 +90,8 @@ DATASETS: dict[str, DatasetSpec] = {
                     class_names=('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')),
         # 1001 classes: id 0 is the background class of the original records.
         DatasetSpec('imagenet', '%s-*', {'train': 1281167, 'validation': 50000}, 1001,
-                    class_names=imagenet_class_names()),
+                    class_names=imagenet_class_names(),
+                    completion_hint='use the original build_imagenet_data.py'),
         # Its split sizes come from the dataset_info.json of the conversion.
         DatasetSpec('digits', 'digits_%s_*.tfrecord', {}, 10, class_names=_DIGIT_NAMES,
                     info_required=True),
@@ -117,8 +131,11 @@ def get_dataset(name: str, split_name: str, dataset_dir: str, file_pattern: str 
       and `file_pattern`.
 
     Raises:
-      FileNotFoundError: if `dataset_dir` does not exist, no file matches, or
-        a dataset that needs its dataset_info.json lacks it.
+      FileNotFoundError: if `dataset_dir` does not exist.
+      dataset_format.IncompleteDatasetError: (a FileNotFoundError) if no file
+        matches, a dataset that needs its dataset_info.json lacks it, a
+        conversion stopped, or shards are missing: those of any split
+        unless `file_pattern` names the files to read.
       ValueError: for an unknown dataset or split, or a malformed
         dataset_info.json or labels.txt.
     """
@@ -128,12 +145,14 @@ def get_dataset(name: str, split_name: str, dataset_dir: str, file_pattern: str 
     if split_name not in spec.splits:
         raise ValueError("unknown split '%s' for dataset '%s'; valid splits: %s"
                          % (split_name, spec.name, ', '.join(spec.splits)))
+    if file_pattern is None:
+        # A dataset with a broken split is refused whichever split is read.
+        for split in spec.splits:
+            if split != split_name:
+                _complete_split_files(spec, dataset_dir, spec.file_pattern, split,
+                                      required=spec.recorded)
     pattern = file_pattern or spec.file_pattern
-    if '%s' in pattern:
-        pattern = pattern % split_name
-    files = sorted(tf.io.gfile.glob(os.path.join(dataset_dir, pattern)))
-    if not files:
-        raise FileNotFoundError("no files match '%s' in '%s'" % (pattern, dataset_dir))
+    files = _complete_split_files(spec, dataset_dir, pattern, split_name, required=True)
     return slim.dataset.Dataset(
         data_sources=files,
         reader=reader or tf.TFRecordReader,
@@ -145,7 +164,44 @@ def get_dataset(name: str, split_name: str, dataset_dir: str, file_pattern: str 
         name=spec.name,
         split_name=split_name,
         dataset_dir=dataset_dir,
-        file_pattern=pattern)
+        file_pattern=_split_pattern(pattern, split_name))
+
+
+def _split_pattern(pattern: str, split_name: str) -> str:
+    return pattern % split_name if '%s' in pattern else pattern
+
+
+def _complete_split_files(spec: DatasetSpec, dataset_dir: str, pattern: str, split_name: str,
+                          required: bool) -> list[str]:
+    """The sorted files of a split, checked to be a whole set of shards.
+
+    Raises:
+      dataset_format.IncompleteDatasetError: if shards are missing, or no
+        file matches a `required` split.
+    """
+    pattern = _split_pattern(pattern, split_name)
+    files = sorted(tf.io.gfile.glob(os.path.join(dataset_dir, pattern)))
+    if not files and required:
+        raise dataset_format.IncompleteDatasetError(
+            "no files match '%s' in '%s'; to make them, %s"
+            % (pattern, dataset_dir, _how_to_complete(spec, dataset_dir)))
+    problem = dataset_format.shard_set_problem(files)
+    if problem:
+        raise dataset_format.IncompleteDatasetError(
+            "split '%s' in '%s' is incomplete: %s; to complete it, %s"
+            % (split_name, dataset_dir, problem, _how_to_complete(spec, dataset_dir)))
+    return files
+
+
+def _how_to_complete(spec: DatasetSpec, dataset_dir: str) -> str:
+    """'run <the command that makes the dataset>', or the spec's hint where there is none."""
+    return spec.completion_hint or _conversion_advice(spec.name, dataset_dir, spec.image_dir)
+
+
+def _conversion_advice(name: str, dataset_dir: str, image_dir: str | None = None) -> str:
+    if image_dir is None and name not in DATASETS:
+        image_dir = 'IMAGE_DIR'
+    return 'run ' + dataset_format.conversion_command(name, dataset_dir, image_dir)
 
 
 def default_eval_split(name: str, dataset_dir: str) -> str:
@@ -167,35 +223,52 @@ def get_dataset_spec(name: str, dataset_dir: str) -> DatasetSpec:
     Raises:
       ValueError: if there is no dataset_info.json and `name` is not built in,
         or the dataset_info.json is malformed.
-      FileNotFoundError: if `name` is a dataset that needs its missing
-        dataset_info.json.
+      dataset_format.IncompleteDatasetError: if there is no dataset_info.json
+        and a conversion stopped (its report is there) or `name` is a
+        dataset that needs one.
     """
     info_path = os.path.join(dataset_dir, dataset_format.INFO_FILENAME)
     if tf.io.gfile.exists(info_path):
         return read_dataset_info(info_path)
+    report = dataset_format.read_report(dataset_dir)
+    if report is not None:
+        raise dataset_format.IncompleteDatasetError(
+            "no %s in '%s': its conversion did not complete (%s status: %s); to complete it, %s"
+            % (dataset_format.INFO_FILENAME, dataset_dir, dataset_format.REPORT_FILENAME,
+               report.get('status', 'unknown'),
+               _conversion_advice(name, dataset_dir, _recorded_image_dir(report))))
     if name not in DATASETS:
-        raise ValueError("unknown dataset '%s': no %s in '%s' and not one of %s"
-                         % (name, dataset_format.INFO_FILENAME, dataset_dir, ', '.join(list_datasets())))
+        raise ValueError("unknown dataset '%s': no %s in '%s' and not one of %s; to convert a "
+                         "folder of images, %s"
+                         % (name, dataset_format.INFO_FILENAME, dataset_dir,
+                            ', '.join(list_datasets()), _conversion_advice(name, dataset_dir)))
     if DATASETS[name].info_required:
-        raise FileNotFoundError(
-            "no %s in '%s': dataset '%s' is made by download_and_convert_data, which writes "
-            "that file when the conversion completes" % (dataset_format.INFO_FILENAME, dataset_dir, name))
+        raise dataset_format.IncompleteDatasetError(
+            "no %s in '%s': dataset '%s' is complete once its conversion writes that file; "
+            "%s" % (dataset_format.INFO_FILENAME, dataset_dir, name,
+                    _conversion_advice(name, dataset_dir)))
     return DATASETS[name]
+
+
+def _recorded_image_dir(record: dict) -> str | None:
+    """The image folder a dataset_info.json or conversion report names in its options."""
+    options = record.get('options')
+    image_dir = options.get('image_dir') if isinstance(options, dict) else None
+    return image_dir if isinstance(image_dir, str) else None
 
 
 def read_dataset_info(path: str) -> DatasetSpec:
     """Reads a dataset_info.json (see `dataset_format.read_info`) into a DatasetSpec.
 
     Raises:
-      ValueError: if the file is not JSON, has another format version, or
-        lacks a required key.
+      ValueError: if the file is malformed (see `dataset_format.read_info`).
     """
     info = dataset_format.read_info(path)
     classes = info.get('classes')
     return DatasetSpec(name=info['name'], file_pattern=info['file_pattern'],
-                       splits={split: int(size) for split, size in info['splits'].items()},
-                       num_classes=int(info['num_classes']),
-                       class_names=tuple(classes) if classes else None)
+                       splits=info['splits'], num_classes=info['num_classes'],
+                       class_names=tuple(classes) if classes else None, recorded=True,
+                       image_dir=_recorded_image_dir(info))
 
 
 read_labels_file = dataset_format.read_labels

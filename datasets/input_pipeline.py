@@ -9,9 +9,11 @@ partial batch. A preprocessing that starts with a random crop (Inception
 training) can hand the crop to the pipeline, which then decodes only the
 crop's window of each JPEG.
 
-TensorFlow's own errors for a bad record name neither the file nor the record.
-`explain_data_error` and `data_errors_explained` scan the shards for the
-culprit and raise `DataError('corrupt record 17 in /d/x.tfrecord: ...')`.
+TensorFlow's own errors for a bad record name neither the file nor the record
+(and one that is not a tf.train.Example is quoted in the error, which fails
+as a UnicodeDecodeError where it is not UTF-8). `explain_data_error` and
+`data_errors_explained` scan the shards for the culprit and raise
+`DataError('corrupt record 17 in /d/x.tfrecord: ...')`.
 """
 
 import contextlib
@@ -19,6 +21,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 
 import tensorflow.compat.v1 as tf
+from google.protobuf.message import DecodeError
 
 from slim_classifier.compat import slim
 from slim_classifier.errors import UserError
@@ -38,6 +41,13 @@ _JPEG_WINDOW_CHANNELS = 3
 
 # Records checked per step when scanning a shard for a bad one.
 _SCAN_CHUNK_SIZE = 256
+# Bytes of a record that is not a tf.train.Example shown in its DataError.
+_SHOWN_BYTES = 16
+
+# What running an input pipeline raises for a record that cannot be read or
+# decoded. TensorFlow's parse error quotes the record: if that is not UTF-8,
+# building the message fails with a UnicodeDecodeError instead.
+DATA_ERRORS = (tf.errors.DataLossError, tf.errors.InvalidArgumentError, UnicodeDecodeError)
 
 # Types of the ops that raise a bad record's error: tf.data iterators, and the
 # reader, queue, parse and decode ops of queue-based input.
@@ -292,14 +302,15 @@ def find_bad_record(data_sources: str | Sequence[str],
 def explain_data_error(dataset: slim.dataset.Dataset, error: Exception) -> DataError | None:
     """Returns a DataError naming the record behind `error`, or None if no record is to blame.
 
-    Only errors raised by input ops (or with no op, as in eager mode) are
-    traced: reading errors (tf.errors.DataLossError) by reading the shards,
-    others (tf.errors.InvalidArgumentError) by decoding every record as well,
-    which can take a while on a large dataset.
+    Only `DATA_ERRORS` raised by input ops (or with no op, as in eager mode
+    or for a UnicodeDecodeError) are traced: reading errors
+    (tf.errors.DataLossError) by reading the shards, others by decoding every
+    record as well, which can take a while on a large dataset.
     """
-    if not isinstance(error, (tf.errors.DataLossError, tf.errors.InvalidArgumentError)):
+    if not isinstance(error, DATA_ERRORS):
         return None
-    if error.op is not None and not error.op.type.startswith(_INPUT_OP_PREFIXES):
+    op = getattr(error, 'op', None)
+    if op is not None and not op.type.startswith(_INPUT_OP_PREFIXES):
         return None
     tf.logging.info('Scanning the files of %s for the record that failed.',
                     getattr(dataset, 'file_pattern', 'the dataset'))
@@ -320,7 +331,7 @@ def data_errors_explained(dataset: slim.dataset.Dataset) -> Iterator[None]:
     """
     try:
         yield
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+    except DATA_ERRORS as error:
         explained = explain_data_error(dataset, error)
         if explained is None:
             raise
@@ -341,8 +352,11 @@ class _ShardScanner:
                                   num_parallel_calls=AUTOTUNE, deterministic=True)
         chunks = tf.data.make_initializable_iterator(records.batch(_SCAN_CHUNK_SIZE))
         singles = tf.data.make_initializable_iterator(records)
+        raw = tf.data.make_initializable_iterator(
+            tf.data.TFRecordDataset(self._path).skip(self._start).take(1))
         self._chunks = (chunks.initializer, chunks.get_next())
         self._singles = (singles.initializer, singles.get_next())
+        self._raw = (raw.initializer, raw.get_next())
 
     def scan(self, session: tf.Session, path: str) -> DataError | None:
         """Returns the first bad record of `path`, or None."""
@@ -353,10 +367,25 @@ class _ShardScanner:
         single_failure = self._first_failure(session, self._singles, path, chunk_start)
         # Should the record fail only within a chunk, the chunk's error is told.
         index, error = single_failure or (0, failure[1])
-        return DataError(path, chunk_start + index, _reason(error))
+        return DataError(path, chunk_start + index,
+                         self._reason(session, path, chunk_start + index, error))
+
+    def _reason(self, session: tf.Session, path: str, index: int, error: Exception) -> str:
+        """What is wrong with record `index` of `path`, which failed with `error`."""
+        if isinstance(error, tf.errors.DataLossError):
+            return ('cannot read the record, the file is truncated or corrupted (%s)'
+                    % _detail(error))
+        initializer, record = self._raw
+        session.run(initializer, {self._path: path, self._start: index})
+        serialized = session.run(record)
+        try:
+            tf.train.Example.FromString(serialized)
+        except DecodeError:
+            return 'not a tf.train.Example (it starts %r)' % serialized[:_SHOWN_BYTES]
+        return 'cannot decode the example (%s)' % _detail(error)
 
     def _first_failure(self, session: tf.Session, iterator: tuple, path: str, start: int
-                       ) -> tuple[int, tf.errors.OpError] | None:
+                       ) -> tuple[int, Exception] | None:
         """Returns (elements read before the error, error), or None at the end."""
         initializer, next_element = iterator
         session.run(initializer, {self._path: path, self._start: start})
@@ -366,17 +395,14 @@ class _ShardScanner:
                 session.run(next_element)
             except tf.errors.OutOfRangeError:
                 return None
-            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            except DATA_ERRORS as error:
                 return steps, error
             steps += 1
 
 
-def _reason(error: tf.errors.OpError) -> str:
-    """What went wrong, from TensorFlow's message without node names or traceback."""
-    lines = [line.strip() for line in error.message.splitlines()]
+def _detail(error: Exception) -> str:
+    """TensorFlow's message without node names or traceback."""
+    lines = [line.strip() for line in getattr(error, 'message', str(error)).splitlines()]
     lines = [re.sub(r'\s*\[Op:\w+\].*$', '', line) for line in lines
              if line and not line.startswith('[[')]
-    detail = lines[-1] if lines else type(error).__name__
-    if isinstance(error, tf.errors.DataLossError):
-        return 'cannot read the record, the file is truncated or corrupted (%s)' % detail
-    return 'cannot decode the example (%s)' % detail
+    return lines[-1] if lines else type(error).__name__

@@ -139,7 +139,7 @@ def test_original_flowers_shards_and_labels_file(tmp_path):
     names = ['flowers_train_%05d-of-00005.tfrecord' % index for index in range(5)]
     for name in reversed(names):
         _write(str(tmp_path / name), [record])
-    _write(str(tmp_path / 'flowers_validation_00000-of-00005.tfrecord'), [record])
+    _touch(tmp_path, *('flowers_validation_%05d-of-00005.tfrecord' % index for index in range(5)))
     (tmp_path / 'labels.txt').write_text('0:daisy\n1:dandelion\n2:roses\n3:sun:flowers\n'
                                          '4:tulips\n')
     dataset = dataset_factory.get_dataset('flowers', 'train', str(tmp_path))
@@ -163,10 +163,10 @@ def test_original_imagenet_shards_with_boxes_and_text(tmp_path):
         'image/object/bbox/xmin': [0.1, 0.2], 'image/object/bbox/ymin': [0.1, 0.3],
         'image/object/bbox/xmax': [0.9, 0.8], 'image/object/bbox/ymax': [0.7, 1.0],
         'image/object/bbox/label': 1000})
-    _write(str(tmp_path / 'train-00000-of-01024.tfrecord'), [record])
-    _write(str(tmp_path / 'validation-00000-of-00128'), [record])
+    _write(str(tmp_path / 'train-00000-of-00001'), [record])
+    _write(str(tmp_path / 'validation-00000-of-00001'), [record])
     dataset = dataset_factory.get_dataset('imagenet', 'validation', str(tmp_path))
-    assert dataset.data_sources == [str(tmp_path / 'validation-00000-of-00128')]
+    assert dataset.data_sources == [str(tmp_path / 'validation-00000-of-00001')]
     assert (dataset.num_samples, dataset.num_classes) == (50000, 1001)
     # The bundled ILSVRC-2012 names, background first.
     assert len(dataset.labels_to_names) == 1001
@@ -178,7 +178,8 @@ def test_original_imagenet_shards_with_boxes_and_text(tmp_path):
 
 def test_grayscale_and_animated_images_decode_to_three_channels(tmp_path):
     _write_info(str(tmp_path))
-    _touch(tmp_path, 'pets_train_00000-of-00001.tfrecord')
+    _touch(tmp_path, 'pets_train_00000-of-00001.tfrecord',
+           'pets_validation_00000-of-00001.tfrecord')
     dataset = dataset_factory.get_dataset('pets', 'train', str(tmp_path))
     gray = _pixels(6, (6, 4, 1))
     image, _ = _decode(dataset, _example({'image/encoded': _encode(gray, 'PNG'),
@@ -214,10 +215,12 @@ def test_digits_needs_the_dataset_info_its_conversion_writes_last(tmp_path):
     with pytest.raises(FileNotFoundError) as raised:
         dataset_factory.get_dataset('digits', 'test', str(tmp_path))
     assert str(raised.value) == (
-        "no dataset_info.json in '%s': dataset 'digits' is made by download_and_convert_data, "
-        "which writes that file when the conversion completes" % tmp_path)
+        "no dataset_info.json in '%s': dataset 'digits' is complete once its conversion writes "
+        "that file; run python download_and_convert_data.py --dataset_name=digits "
+        "--dataset_dir=%s" % (tmp_path, tmp_path))
     _write_info(str(tmp_path), name='digits', num_classes=10, classes=list('0123456789'),
                 splits={'train': 80, 'test': 20}, file_pattern='digits_%s_*.tfrecord')
+    _touch(tmp_path, 'digits_train_00000-of-00001.tfrecord')
     dataset = dataset_factory.get_dataset('digits', 'test', str(tmp_path))
     assert (dataset.num_samples, dataset.num_classes) == (20, 10)
 
@@ -259,7 +262,9 @@ def test_unknown_dataset_names_what_was_looked_for(tmp_path):
         dataset_factory.get_dataset('x', 'train', str(tmp_path))
     assert str(raised.value) == (
         "unknown dataset 'x': no dataset_info.json in '%s' and not one of "
-        "cifar10, digits, flowers, imagenet, mnist" % tmp_path)
+        "cifar10, digits, flowers, imagenet, mnist; to convert a folder of images, run python "
+        "download_and_convert_data.py --dataset_name=x --image_dir=IMAGE_DIR --dataset_dir=%s"
+        % (tmp_path, tmp_path))
 
 
 def test_unknown_split_lists_the_valid_ones(tmp_path):
@@ -270,10 +275,12 @@ def test_unknown_split_lists_the_valid_ones(tmp_path):
 
 
 def test_missing_files_name_the_pattern_and_directory(tmp_path):
-    _touch(tmp_path, 'flowers_validation_00000-of-00005.tfrecord')
     with pytest.raises(FileNotFoundError) as raised:
         dataset_factory.get_dataset('flowers', 'train', str(tmp_path))
-    assert str(raised.value) == "no files match 'flowers_train_*.tfrecord' in '%s'" % tmp_path
+    assert str(raised.value) == (
+        "no files match 'flowers_train_*.tfrecord' in '%s'; to make them, run python "
+        "download_and_convert_data.py --dataset_name=flowers --dataset_dir=%s"
+        % (tmp_path, tmp_path))
     with pytest.raises(FileNotFoundError, match="dataset_dir '.*nowhere' does not exist"):
         dataset_factory.get_dataset('flowers', 'train', str(tmp_path / 'nowhere'))
 

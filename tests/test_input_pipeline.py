@@ -267,6 +267,20 @@ def test_garbage_image_bytes_are_named_with_the_record(tmp_path):
     assert input_pipeline.find_bad_record(dataset.data_sources) is None
 
 
+# TensorFlow's parse error quotes the record; building its message fails unless that is UTF-8.
+@pytest.mark.parametrize('payload, tensorflow_error', [
+    (b'\xff\xfe not UTF-8', UnicodeDecodeError),
+    (b'not an example\nin two lines', tf.errors.InvalidArgumentError)])
+def test_a_record_that_is_not_an_example_is_named(tmp_path, payload, tensorflow_error):
+    dataset = _write_dataset(str(tmp_path), [[_example(_png(1, SIZE), 1), payload]])
+    path = _shard_path(str(tmp_path), 0, num_shards=1)
+    with pytest.raises(input_pipeline.DataError) as raised:
+        _run_explained(dataset)
+    assert str(raised.value) == 'corrupt record 1 in %s: not a tf.train.Example (it starts %r)' % (
+        path, payload[:16])
+    assert isinstance(raised.value.__cause__, tensorflow_error)
+
+
 def test_bad_record_after_the_first_scan_chunk_is_found(tmp_path):
     records = [_example(_png(0, 1), 0)] * 300
     records[290] = _example(b'\x89PNG garbage', 0)
