@@ -37,7 +37,8 @@ def main(argv: list[str]) -> int:
             options.dataset_name, options.dataset_dir, options.image_dir,
             validation_percentage=options.validation_percentage,
             num_shards=options.num_shards, num_workers=options.num_workers,
-            max_rejected_fraction=options.max_rejected_fraction, progress=ProgressPrinter())
+            max_rejected_fraction=options.max_rejected_fraction,
+            max_image_bytes=options.max_image_bytes, progress=ProgressPrinter())
     except TooManyRejectedError as error:
         print('\n'.join(error.summary.summary_lines()))
         raise

@@ -22,6 +22,8 @@ class ConversionOptions:
                                           check=_PERCENTAGE)
     num_shards: int = option(5, 'Shards per split (image folders).', 'output', check=POSITIVE)
     num_workers: int = option(1, 'Processes decoding images.', 'performance', check=POSITIVE)
+    max_image_bytes: int = option(64 << 20, 'Image files larger than this many bytes are '
+                                  'rejected unread (image folders).', 'data', check=POSITIVE)
     max_rejected_fraction: float = option(0.1, 'Fail, after writing the report, if a larger '
                                           'fraction of the image files cannot be converted.',
                                           'data', check=_FRACTION)

@@ -8,7 +8,8 @@ dataset used: 350 images held out for validation, 5 shards per split.
 
 import os
 
-from datasets.convert_image_folder import DEFAULT_MAX_REJECTED_FRACTION, convert_image_folder
+from datasets.convert_image_folder import (DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_REJECTED_FRACTION,
+                                           convert_image_folder)
 from datasets.download import ArchiveError
 from datasets.downloaded_archive import downloaded_archive
 from datasets.progress import ProgressFn, ignore_progress
@@ -29,6 +30,7 @@ SEED = 0
 def convert_flowers(dataset_dir: str, url: str = DEFAULT_URL, md5: str | None = PUBLISHED_MD5,
                     validation_count: int = VALIDATION_COUNT, num_workers: int = 1,
                     max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
+                    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
                     progress: ProgressFn = ignore_progress) -> ConversionSummary:
     """Downloads the flower photos and writes the `flowers` dataset into `dataset_dir`.
 
@@ -40,6 +42,7 @@ def convert_flowers(dataset_dir: str, url: str = DEFAULT_URL, md5: str | None = 
         validation_count: images held out for validation.
         num_workers: processes decoding images.
         max_rejected_fraction: see `convert_image_folder`.
+        max_image_bytes: see `convert_image_folder`.
         progress: told how the download and the conversion advance.
 
     Returns:
@@ -58,4 +61,5 @@ def convert_flowers(dataset_dir: str, url: str = DEFAULT_URL, md5: str | None = 
         return convert_image_folder(
             image_dir, dataset_dir, NAME, validation_count=validation_count,
             num_shards=NUM_SHARDS, num_workers=num_workers,
-            max_rejected_fraction=max_rejected_fraction, seed=SEED, progress=progress)
+            max_rejected_fraction=max_rejected_fraction, max_image_bytes=max_image_bytes,
+            seed=SEED, progress=progress)

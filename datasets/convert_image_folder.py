@@ -4,12 +4,15 @@
         daisy/1.jpg, daisy/2.png, ...
         roses/...
 
-Class ids follow the sorted class folder names. Every file is checked:
-hidden files and files whose extension marks them as something else than an
-image (.txt, .json, Thumbs.db, ...) are skipped; every other file is decoded
-and either becomes a record (see `datasets.image_preparation`) or is rejected
-with a reason, and the conversion goes on. A stratified, seeded share of each
-class becomes the validation split.
+Class ids follow the sorted class folder names; a classifier needs at least
+two. Every file is checked: hidden files and files whose extension marks them
+as something else than an image (.txt, .json, Thumbs.db, ...) are skipped;
+every other file is decoded and either becomes a record (see
+`datasets.image_preparation`) or is rejected with a reason (so are FIFOs,
+devices and files over `max_image_bytes`), and the conversion goes on. A
+stratified, seeded share of each class becomes the validation split; options
+that would leave a split empty are refused before anything is written, and
+more shards or workers than images are cut down to the number of images.
 
 Memory stays flat as the folder grows: images stream from disk through the
 workers into the shard being written, a bounded number at a time. With
@@ -21,6 +24,8 @@ import collections
 import concurrent.futures
 import dataclasses
 import itertools
+import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -40,6 +45,7 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ConversionOptions)}
 DEFAULT_VALIDATION_PERCENTAGE = _DEFAULTS['validation_percentage']
 DEFAULT_NUM_SHARDS = _DEFAULTS['num_shards']
 DEFAULT_MAX_REJECTED_FRACTION = _DEFAULTS['max_rejected_fraction']
+DEFAULT_MAX_IMAGE_BYTES = _DEFAULTS['max_image_bytes']
 
 # Extensions of files that sit beside images in photo folders but are not
 # images; they are skipped rather than reported as rejected.
@@ -56,6 +62,8 @@ _SYSTEM_FILES = frozenset({'thumbs.db', 'ehthumbs.db', 'desktop.ini'})
 # keep every worker busy while bounding how many images are held at once.
 _FILES_PER_TASK = 8
 _TASKS_PER_WORKER = 4
+
+log = logging.getLogger('convert')
 
 
 class TooManyRejectedError(UserError):
@@ -128,8 +136,9 @@ def scan_image_folder(image_dir: str) -> FolderScan:
         The classes, image candidates and skipped files.
 
     Raises:
-        ValueError: if the folder is missing, has no class sub-folders, has a
-            class folder without image files or whose name is unusable.
+        ValueError: if the folder is missing, has fewer than two class
+            sub-folders, has a class folder without image files or whose name
+            is unusable.
     """
     if not os.path.exists(image_dir):
         raise ValueError('--image_dir %r does not exist' % image_dir)
@@ -146,6 +155,10 @@ def scan_image_folder(image_dir: str) -> FolderScan:
             class_names.append(entry.name)
     if not class_names:
         raise ValueError('--image_dir %r has no class sub-folders' % image_dir)
+    if len(class_names) == 1:
+        raise ValueError('--image_dir %r has one class folder, %r; a classifier needs at least '
+                         'two: add a sub-folder of images for each other class'
+                         % (image_dir, _display(class_names[0])))
     images = []
     for label, class_name in enumerate(class_names):
         found = list(_class_images(image_dir, class_name, label, skipped))
@@ -189,6 +202,7 @@ def convert_image_folder(
         num_shards: int = DEFAULT_NUM_SHARDS,
         num_workers: int = 1,
         max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         seed: int = 0,
         progress: ProgressFn = ignore_progress) -> ConversionSummary:
     """Converts an image folder into a dataset directory.
@@ -199,13 +213,16 @@ def convert_image_folder(
             dataset_info.json are written; must not be inside `image_dir`.
         name: the dataset name, the prefix of the shard files.
         validation_percentage: share of each class held out for validation,
-            in [0, 100).
+            in [0, 100); 0 gives no validation split.
         validation_count: if given, the exact number of images held out
             (shared among classes in proportion), instead of the percentage.
-        num_shards: shards per split.
-        num_workers: processes decoding images.
+        num_shards: shards per split; a split of fewer images gets one shard
+            per image (with a warning).
+        num_workers: processes decoding images; at most one per image is
+            started (with a warning).
         max_rejected_fraction: the conversion fails, after writing its
             report, if a larger fraction of the image candidates is rejected.
+        max_image_bytes: larger files are rejected unread.
         seed: fixes the split and the record order.
         progress: told how many images have been handled.
 
@@ -213,52 +230,65 @@ def convert_image_folder(
         What was converted, rejected and skipped.
 
     Raises:
-        ValueError: if an argument or the folder is unusable.
+        ValueError: if an argument or the folder is unusable, or the
+            validation share would leave a split empty.
+        DatasetLockedError: if another conversion is writing `dataset_dir`.
+        DiskFullError: if the disk filled up; the shards are removed.
         TooManyRejectedError: if too many files were rejected; the report is
             written, dataset_info.json is not.
     """
     tfrecord_writing.check_dataset_name(name)
     _check_options(validation_percentage, validation_count, num_shards, num_workers,
-                   max_rejected_fraction)
+                   max_rejected_fraction, max_image_bytes)
     _check_output_outside_input(image_dir, dataset_dir)
     scan = scan_image_folder(image_dir)
     holdout = _validation_size(len(scan.images), validation_percentage, validation_count)
     plan = plan_splits(scan.images, holdout, seed)
-    tfrecord_writing.start_conversion(dataset_dir, name)
+    if num_workers > len(scan.images):
+        log.warning('--num_workers %d is more than the %d image files; starting %d',
+                    num_workers, len(scan.images), len(scan.images))
+        num_workers = len(scan.images)
     summary = ConversionSummary(
         name=name, dataset_dir=dataset_dir, class_names=scan.class_names, split_sizes={},
         converted_per_class=[0] * len(scan.class_names), image_formats=set(),
         options={'image_dir': os.path.abspath(image_dir),
                  'validation_percentage': validation_percentage,
                  'validation_count': validation_count, 'num_shards': num_shards,
-                 'max_rejected_fraction': max_rejected_fraction, 'seed': seed},
+                 'max_rejected_fraction': max_rejected_fraction,
+                 'max_image_bytes': max_image_bytes, 'seed': seed},
         skipped=scan.skipped)
-    _write_splits(plan, summary, num_shards, num_workers, progress)
-    summary.rejected.sort(key=lambda item: item.path)
-    if summary.rejected_fraction > max_rejected_fraction:
-        failure = ('%d of %d image files (%.1f%%) were rejected, more than '
-                   '--max_rejected_fraction %g allows; see %s'
-                   % (len(summary.rejected), len(scan.images), 100 * summary.rejected_fraction,
-                      max_rejected_fraction, summary.report_path))
-        tfrecord_writing.finish_conversion(summary, failure)
-        raise TooManyRejectedError(failure, summary)
-    tfrecord_writing.finish_conversion(summary)
+    with tfrecord_writing.converting(dataset_dir, name):
+        _write_splits(plan, summary, num_shards, num_workers, max_image_bytes, progress)
+        summary.rejected.sort(key=lambda item: item.path)
+        if summary.rejected_fraction > max_rejected_fraction:
+            failure = ('%d of %d image files (%.1f%%) were rejected, more than '
+                       '--max_rejected_fraction %g allows; see %s'
+                       % (len(summary.rejected), len(scan.images),
+                          100 * summary.rejected_fraction, max_rejected_fraction,
+                          summary.report_path))
+            tfrecord_writing.finish_conversion(summary, failure)
+            raise TooManyRejectedError(failure, summary)
+        tfrecord_writing.finish_conversion(summary)
     return summary
 
 
 def _write_splits(plan: dict[str, list[ImageFile]], summary: ConversionSummary,
-                  num_shards: int, num_workers: int, progress: ProgressFn) -> None:
+                  num_shards: int, num_workers: int, max_image_bytes: int,
+                  progress: ProgressFn) -> None:
     """Streams every planned image through the workers into its shard."""
     total = sum(len(images) for images in plan.values())
     task = 'converting %s' % summary.name
     progress(task, 0, total, 'images')
     done = 0
     paths = [image.path for images in plan.values() for image in images]
-    results = _prepared_in_order(paths, num_workers)
+    results = _prepared_in_order(paths, num_workers, max_image_bytes)
     try:
         for split, images in plan.items():
-            # A split of few images gets no empty shards.
-            shards = min(num_shards, max(1, len(images)))
+            shards = min(num_shards, len(images))
+            if shards < num_shards:
+                log.warning('--num_shards %d is more than the %d %s images; writing %d %s '
+                            'shards instead of empty ones', num_shards, len(images), split,
+                            shards, split)
             with tfrecord_writing.SplitWriter(summary.dataset_dir, summary.name, split,
                                               len(images), shards) as writer:
                 for image in images:
@@ -279,29 +309,32 @@ def _record(image: ImageFile, result: EncodedImage | Rejection,
         return None
     summary.converted_per_class[image.label] += 1
     summary.image_formats.add(result.format)
+    summary.turned_upright += int(result.turned_upright)
     return tfrecord_writing.image_example(result, image.label,
                                           summary.class_names[image.label],
                                           image.relative_path)
 
 
-def _prepared_in_order(paths: list[str],
-                       num_workers: int) -> Iterator[EncodedImage | Rejection]:
+def _prepared_in_order(paths: list[str], num_workers: int,
+                       max_image_bytes: int) -> Iterator[EncodedImage | Rejection]:
     """Prepares every file, in order, on `num_workers` processes."""
     if num_workers == 1:
         for path in paths:
-            yield prepare_image_file(path)
+            yield prepare_image_file(path, max_image_bytes)
         return
-    batches = (paths[start:start + _FILES_PER_TASK]
-               for start in range(0, len(paths), _FILES_PER_TASK))
+    # Few files are spread thinly enough for every worker to get some.
+    files_per_task = min(_FILES_PER_TASK, math.ceil(len(paths) / num_workers))
+    batches = (paths[start:start + files_per_task]
+               for start in range(0, len(paths), files_per_task))
     executor = concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=_worker_context())
     try:
         pending = collections.deque(
-            executor.submit(prepare_image_files, batch)
+            executor.submit(prepare_image_files, batch, max_image_bytes)
             for batch in itertools.islice(batches, num_workers * _TASKS_PER_WORKER))
         while pending:
             results = pending.popleft().result()
             for batch in itertools.islice(batches, 1):
-                pending.append(executor.submit(prepare_image_files, batch))
+                pending.append(executor.submit(prepare_image_files, batch, max_image_bytes))
             yield from results
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
@@ -340,7 +373,8 @@ def _raise(error: OSError) -> None:
 
 
 def _check_options(validation_percentage: float, validation_count: int | None,
-                   num_shards: int, num_workers: int, max_rejected_fraction: float) -> None:
+                   num_shards: int, num_workers: int, max_rejected_fraction: float,
+                   max_image_bytes: int) -> None:
     if not 0 <= validation_percentage < 100:
         raise ValueError('--validation_percentage must be in [0, 100); got %g'
                          % validation_percentage)
@@ -353,6 +387,8 @@ def _check_options(validation_percentage: float, validation_count: int | None,
     if not 0 <= max_rejected_fraction <= 1:
         raise ValueError('--max_rejected_fraction must be in [0, 1]; got %g'
                          % max_rejected_fraction)
+    if max_image_bytes < 1:
+        raise ValueError('--max_image_bytes must be >= 1; got %d' % max_image_bytes)
 
 
 def _check_output_outside_input(image_dir: str, dataset_dir: str) -> None:
@@ -376,12 +412,25 @@ def _check_class_name(class_name: str) -> None:
 
 def _validation_size(num_images: int, validation_percentage: float,
                      validation_count: int | None) -> int:
+    """Returns how many images to hold out; refuses a share that empties a split."""
     if validation_count is None:
-        return splitting.holdout_count(num_images, validation_percentage)
-    if validation_count > num_images:
-        raise ValueError('validation_count must be at most the %d image files; got %d'
-                         % (num_images, validation_count))
-    return validation_count
+        holdout = splitting.holdout_count(num_images, validation_percentage)
+        share = '--validation_percentage %g' % validation_percentage
+        if validation_percentage and not holdout:
+            # holdout_count rounds half up: 50 / num_images percent holds out one.
+            raise ValueError('%s of the %d image files holds out none of them, so the validation '
+                             'split would be empty; use at least %g, or 0 for no validation '
+                             'split' % (share, num_images, math.ceil(5000 / num_images) / 100))
+    else:
+        holdout = validation_count
+        share = 'validation_count %d' % validation_count
+        if validation_count > num_images:
+            raise ValueError('validation_count must be at most the %d image files; got %d'
+                             % (num_images, validation_count))
+    if holdout == num_images:
+        raise ValueError('%s holds out all %d image files, leaving none to train on; use a '
+                         'smaller one' % (share, num_images))
+    return holdout
 
 
 def _display(path: str) -> str:

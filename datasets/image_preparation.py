@@ -8,15 +8,21 @@ JPEG files that TensorFlow decodes correctly (Huffman-coded baseline or
 progressive, 8 bits, RGB or grayscale) keep their original bytes, so no
 quality is lost. Every other decodable image is converted to 8-bit RGB and
 re-encoded: to JPEG when it came from a (lossy) JPEG, to PNG otherwise.
-EXIF orientation is not applied, matching what TensorFlow's decoders do with
-the kept JPEG bytes.
+Photos are stored upright: TensorFlow's decoders ignore EXIF orientation, so
+an image whose EXIF orientation turns it is turned here and re-encoded.
+
+Only regular files are read, and at most `max_bytes` of them: a FIFO, a
+device (a link to /dev/zero, say) or an oversized file is rejected with a
+reason instead of blocking or filling the memory.
 """
 
 import dataclasses
 import io
+import os
+import stat
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 # Quality used when a JPEG has to be re-encoded (CMYK, arithmetic-coded, ...).
 REENCODED_JPEG_QUALITY = 95
@@ -35,6 +41,13 @@ _JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD9)})
 
 _SIXTEEN_BIT_MODES = frozenset({'I', 'I;16', 'I;16L', 'I;16B', 'I;16N'})
 
+# EXIF orientations other than 1 (upright) turn or mirror the stored pixels.
+_TURNING_ORIENTATIONS = frozenset(range(2, 9))
+
+_FILE_KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO (named pipe)'),
+               (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'),
+               (stat.S_ISSOCK, 'a socket'))
+
 
 class UnsupportedImageError(ValueError):
     """A decodable image that has no faithful 8-bit RGB form."""
@@ -49,11 +62,13 @@ class EncodedImage:
         format: 'jpeg' or 'png' (the value of `image/format`).
         height: height in pixels.
         width: width in pixels.
+        turned_upright: whether the EXIF orientation was applied to the pixels.
     """
     data: bytes
     format: str
     height: int
     width: int
+    turned_upright: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,35 +81,35 @@ class Rejection:
     reason: str
 
 
-def prepare_image_file(path: str) -> EncodedImage | Rejection:
+def prepare_image_file(path: str, max_bytes: int) -> EncodedImage | Rejection:
     """Reads and checks one image file.
 
     Args:
-        path: the file to read.
+        path: the file to read; links are followed, but only to a regular file.
+        max_bytes: larger files are rejected unread.
 
     Returns:
         The encoded image to store, or the reason the file was rejected.
     """
-    try:
-        with open(path, 'rb') as image_file:
-            data = image_file.read()
-    except OSError as error:
-        return Rejection('cannot read the file: %s' % (error.strerror or error))
+    data = _read_regular_file(path, max_bytes)
+    if isinstance(data, Rejection):
+        return data
     if not data:
         return Rejection('empty file')
     return prepare_image_bytes(data)
 
 
-def prepare_image_files(paths: list[str]) -> list[EncodedImage | Rejection]:
+def prepare_image_files(paths: list[str], max_bytes: int) -> list[EncodedImage | Rejection]:
     """Runs `prepare_image_file` over a batch; the unit of work of a worker.
 
     Args:
         paths: the files to read.
+        max_bytes: larger files are rejected unread.
 
     Returns:
         One result per path, in the same order.
     """
-    return [prepare_image_file(path) for path in paths]
+    return [prepare_image_file(path, max_bytes) for path in paths]
 
 
 def prepare_image_bytes(data: bytes) -> EncodedImage | Rejection:
@@ -110,10 +125,13 @@ def prepare_image_bytes(data: bytes) -> EncodedImage | Rejection:
         with Image.open(io.BytesIO(data)) as image:
             # Decoding every pixel is what exposes truncated or corrupt data.
             image.load()
-            if _is_tensorflow_ready_jpeg(image, data):
+            turned = image.getexif().get(ExifTags.Base.Orientation) in _TURNING_ORIENTATIONS
+            if not turned and _is_tensorflow_ready_jpeg(image, data):
                 return EncodedImage(data, 'jpeg', image.height, image.width)
             output_format = 'jpeg' if image.format in ('JPEG', 'MPO') else 'png'
-            return encode_image(to_rgb(image), output_format)
+            upright = ImageOps.exif_transpose(image) if turned else image
+            encoded = encode_image(to_rgb(upright), output_format)
+            return dataclasses.replace(encoded, turned_upright=turned)
     except Image.UnidentifiedImageError:
         return Rejection('not an image in a format Pillow recognises')
     except UnsupportedImageError as error:
@@ -183,6 +201,35 @@ def encode_png(pixels: np.ndarray) -> EncodedImage:
         The PNG-encoded image.
     """
     return encode_image(Image.fromarray(pixels), 'png')
+
+
+def _read_regular_file(path: str, max_bytes: int) -> bytes | Rejection:
+    """Returns the contents of a regular file of at most `max_bytes`, or why not."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        return Rejection('cannot read the file: %s' % (error.strerror or error))
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            kind = next((name for is_kind, name in _FILE_KINDS if is_kind(status.st_mode)),
+                        'a special file')
+            return Rejection('not a regular file (%s); only regular files are read' % kind)
+        if status.st_size > max_bytes:
+            return Rejection('%d bytes, more than --max_image_bytes %d'
+                             % (status.st_size, max_bytes))
+        # One byte more than allowed tells a file that grew while it was read.
+        with os.fdopen(descriptor, 'rb', closefd=False) as image_file:
+            data = image_file.read(max_bytes + 1)
+    except OSError as error:
+        return Rejection('cannot read the file: %s' % (error.strerror or error))
+    finally:
+        os.close(descriptor)
+    if len(data) > max_bytes:
+        return Rejection('more than --max_image_bytes %d bytes (the file grew while it was '
+                         'read)' % max_bytes)
+    return data
 
 
 def _sixteen_bit_to_gray(image: Image.Image) -> Image.Image:

@@ -7,30 +7,51 @@ A dataset directory holds one dataset:
     conversion_report.json                                    what was done
     dataset_info.json                                         written last
 
-`dataset_info.json` is the mark of a complete dataset. A conversion removes
-it before touching anything else and writes it (atomically) only after every
+`dataset_info.json` is the mark of a complete dataset. A conversion runs
+inside `converting(...)`, which holds the directory's lock (see
+`datasets.dataset_lock`) and removes dataset_info.json before touching
+anything else; `finish_conversion` writes it (atomically) only after every
 shard is complete, so an interrupted conversion never looks whole. Shards are
 written under a `.partial` suffix, which the shard file pattern does not
-match, and renamed once complete. Records carry no timestamps and are
-serialised deterministically, so the same input gives byte-identical shards.
+match, created exclusively (never through a link planted at that name) and
+renamed once complete. When the disk fills up, the conversion's shards are
+removed and a `DiskFullError` names the file. Records carry no timestamps and
+are serialised deterministically, so the same input gives byte-identical
+shards.
 """
 
+import contextlib
 import dataclasses
+import errno
 import glob
 import os
 import re
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import tensorflow.compat.v1 as tf
 
-from datasets import dataset_format
+from datasets import dataset_format, dataset_lock
 from datasets.image_preparation import EncodedImage
 from datasets.progress import ProgressFn, ignore_progress
+from slim_classifier.errors import UserError
 
 PARTIAL_SUFFIX = '.partial'
 
 _DATASET_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
+
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# TensorFlow reports both as RESOURCE_EXHAUSTED, naming them by their strerror.
+_DISK_FULL_REASONS = tuple(os.strerror(number) for number in _DISK_FULL_ERRNOS)
+
+
+class DiskFullError(UserError):
+    """The disk (or the user's quota) filled up while the dataset was written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__('cannot write %s: the disk is full (%s); the partial dataset was '
+                         'removed: free some space, or choose another --dataset_dir, and convert '
+                         'again' % (path, reason))
 
 
 def check_dataset_name(name: str) -> None:
@@ -93,7 +114,8 @@ class SplitWriter:
     be dropped (`add(None)`, e.g. a rejected file) without moving the others
     to different shards. Use it as a context manager: leaving the block
     normally completes every shard, leaving it with an exception deletes the
-    shard being written.
+    shard being written. Any failure to write deletes that shard too; a full
+    disk is raised as `DiskFullError`.
 
     Attributes:
         written: the number of records written so far.
@@ -141,12 +163,17 @@ class SplitWriter:
 
         Raises:
             ValueError: if more records are added than were planned.
+            DiskFullError: if the disk is full.
+            FileExistsError: if something is at the name of a shard's
+                temporary file (it is left as it is).
         """
         if self._position >= self._planned_count:
             raise ValueError('more records than the %d planned' % self._planned_count)
-        self._advance_to(self._position * len(self._paths) // self._planned_count)
+        with self._aborted_on_failure():
+            self._advance_to(self._position * len(self._paths) // self._planned_count)
+            if record is not None:
+                self._writer.write(record)
         if record is not None:
-            self._writer.write(record)
             self.written += 1
         self._position += 1
 
@@ -155,33 +182,53 @@ class SplitWriter:
 
         Raises:
             ValueError: if fewer records were added than were planned.
+            DiskFullError: if the disk is full.
         """
         if self._position != self._planned_count:
             self._abort()
             raise ValueError('%d records were planned but %d added'
                              % (self._planned_count, self._position))
-        self._advance_to(len(self._paths) - 1)
-        self._finish_shard()
+        with self._aborted_on_failure():
+            self._advance_to(len(self._paths) - 1)
+            self._finish_shard()
+
+    @contextlib.contextmanager
+    def _aborted_on_failure(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as error:
+            path = self._partial_path()
+            self._abort()
+            _raise_if_disk_full(error, path)
+            raise
+
+    def _partial_path(self) -> str:
+        return self._paths[self._shard] + PARTIAL_SUFFIX
 
     def _advance_to(self, shard: int) -> None:
         while self._shard < shard:
             if self._writer is not None:
                 self._finish_shard()
             self._shard += 1
-            self._writer = tf.io.TFRecordWriter(self._paths[self._shard] + PARTIAL_SUFFIX)
+            self._writer = _exclusive_record_writer(self._partial_path())
 
     def _finish_shard(self) -> None:
+        partial = self._partial_path()
         self._writer.close()
+        _fsync(partial)
+        os.replace(partial, self._paths[self._shard])
         self._writer = None
-        path = self._paths[self._shard]
-        _fsync(path + PARTIAL_SUFFIX)
-        os.replace(path + PARTIAL_SUFFIX, path)
 
     def _abort(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-            os.remove(self._paths[self._shard] + PARTIAL_SUFFIX)
+        """Removes the temporary file of the shard being written, if there is one."""
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        # The shard is discarded: a failure to flush it (the same full disk,
+        # typically) changes nothing.
+        with contextlib.suppress(tf.errors.OpError):
+            writer.close()
+        os.remove(self._partial_path())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +271,7 @@ class ConversionSummary:
         options: the options that shaped the output.
         rejected: the files that were rejected, with reasons.
         skipped: the files that were skipped, with reasons.
+        turned_upright: how many records were turned by their EXIF orientation.
     """
     name: str
     dataset_dir: str
@@ -234,6 +282,7 @@ class ConversionSummary:
     options: dict
     rejected: list[RejectedFile] = dataclasses.field(default_factory=list)
     skipped: list[SkippedFile] = dataclasses.field(default_factory=list)
+    turned_upright: int = 0
 
     @property
     def converted(self) -> int:
@@ -265,6 +314,9 @@ class ConversionSummary:
                  'Rejected %d files, skipped %d files; details in %s.'
                  % (len(self.rejected), len(self.skipped), self.report_path)]
         width = max([len('class')] + [len(name) for name in self.class_names])
+        if self.turned_upright:
+            lines.append('Turned %d images upright, as their EXIF orientation says.'
+                         % self.turned_upright)
         lines.append('  %-*s  %9s  %8s' % (width, 'class', 'converted', 'rejected'))
         rejected = self._rejected_per_class()
         for label, name in enumerate(self.class_names):
@@ -289,6 +341,7 @@ class ConversionSummary:
             'converted': self.converted,
             'rejected_count': len(self.rejected),
             'skipped_count': len(self.skipped),
+            'turned_upright': self.turned_upright,
             'rejected_fraction': self.rejected_fraction,
             'splits': self.split_sizes,
             'per_class': {name: {'converted': self.converted_per_class[label],
@@ -307,8 +360,37 @@ class ConversionSummary:
         return counts
 
 
+@contextlib.contextmanager
+def converting(dataset_dir: str, name: str) -> Iterator[None]:
+    """Holds `dataset_dir`'s lock while dataset `name` is (re)converted in the block.
+
+    Starts the conversion (`start_conversion`) once the lock is held; the
+    block writes the shards and calls `finish_conversion`. When the disk fills
+    up, the shards and report the block wrote are removed (the directory must
+    not look complete, and the space is the user's), and everything else is
+    left as it is.
+
+    Args:
+        dataset_dir: the output directory; created if missing.
+        name: the dataset name.
+
+    Raises:
+        DatasetLockedError: if another conversion holds the directory.
+        DiskFullError: if the disk filled up.
+    """
+    with dataset_lock.locked(dataset_dir):
+        start_conversion(dataset_dir, name)
+        try:
+            yield
+        except DiskFullError:
+            _remove_own_files(dataset_dir, name)
+            raise
+
+
 def start_conversion(dataset_dir: str, name: str) -> None:
     """Prepares `dataset_dir` for a (re)conversion of dataset `name`.
+
+    Call it through `converting`, which holds the directory's lock.
 
     Removes dataset_info.json first, so the directory stops claiming to hold
     a complete dataset, then the previous report, then every shard (complete
@@ -322,9 +404,14 @@ def start_conversion(dataset_dir: str, name: str) -> None:
         name: the dataset name.
     """
     os.makedirs(dataset_dir, exist_ok=True)
+    _remove_own_files(dataset_dir, name)
+
+
+def _remove_own_files(dataset_dir: str, name: str) -> None:
+    """Removes dataset_info.json, then the report, then every shard of `name`."""
     for metadata in (dataset_format.INFO_FILENAME, dataset_format.REPORT_FILENAME):
         path = os.path.join(dataset_dir, metadata)
-        if os.path.exists(path):
+        if os.path.lexists(path):
             os.remove(path)
     # Only this dataset's own shard names: converting 'pets' leaves 'pets_small_*' alone.
     own_shard = re.compile(re.escape(name) + r'_[A-Za-z]+_\d+-of-\d+\.tfrecord(%s)?'
@@ -341,21 +428,27 @@ def finish_conversion(summary: ConversionSummary, failure: str | None = None) ->
         summary: what the conversion did.
         failure: why the conversion failed, or None when it succeeded. A
             failed conversion gets its report but no dataset_info.json.
+
+    Raises:
+        DiskFullError: if the disk is full.
     """
-    dataset_format.write_labels(summary.dataset_dir, summary.class_names)
+    with _disk_full_reported(os.path.join(summary.dataset_dir, dataset_format.LABELS_FILENAME)):
+        dataset_format.write_labels(summary.dataset_dir, summary.class_names)
     report = summary.report('complete' if failure is None else 'failed: ' + failure)
-    dataset_format.write_json(summary.report_path, report)
+    with _disk_full_reported(summary.report_path):
+        dataset_format.write_json(summary.report_path, report)
     if failure is not None:
         return
-    dataset_format.write_info(summary.dataset_dir, {
-        'name': summary.name,
-        'num_classes': len(summary.class_names),
-        'classes': summary.class_names,
-        'splits': summary.split_sizes,
-        'file_pattern': file_pattern(summary.name),
-        'image_format': summary.image_format,
-        'options': summary.options,
-    })
+    with _disk_full_reported(os.path.join(summary.dataset_dir, dataset_format.INFO_FILENAME)):
+        dataset_format.write_info(summary.dataset_dir, {
+            'name': summary.name,
+            'num_classes': len(summary.class_names),
+            'classes': summary.class_names,
+            'splits': summary.split_sizes,
+            'file_pattern': file_pattern(summary.name),
+            'image_format': summary.image_format,
+            'options': summary.options,
+        })
 
 
 @dataclasses.dataclass(frozen=True)
@@ -404,23 +497,61 @@ def write_labelled_dataset(dataset_dir: str, name: str, class_names: list[str],
 
     Raises:
         ValueError: if a split yields another number of examples than announced.
+        DatasetLockedError: if another conversion holds `dataset_dir`.
+        DiskFullError: if the disk filled up; the shards are removed.
     """
-    start_conversion(dataset_dir, name)
     summary = ConversionSummary(name=name, dataset_dir=dataset_dir, class_names=class_names,
                                 split_sizes={}, converted_per_class=[0] * len(class_names),
                                 image_formats=set(), options=options)
-    for split, source in splits.items():
-        task = 'converting %s %s' % (name, split)
-        with SplitWriter(dataset_dir, name, split, source.count, num_shards) as writer:
-            for example in source.examples:
-                writer.add(image_example(example.image, example.label,
-                                         class_names[example.label], example.filename))
-                summary.converted_per_class[example.label] += 1
-                summary.image_formats.add(example.image.format)
-                progress(task, writer.written, source.count, 'images')
-        summary.split_sizes[split] = writer.written
-    finish_conversion(summary)
+    with converting(dataset_dir, name):
+        for split, source in splits.items():
+            task = 'converting %s %s' % (name, split)
+            with SplitWriter(dataset_dir, name, split, source.count, num_shards) as writer:
+                for example in source.examples:
+                    writer.add(image_example(example.image, example.label,
+                                             class_names[example.label], example.filename))
+                    summary.converted_per_class[example.label] += 1
+                    summary.image_formats.add(example.image.format)
+                    progress(task, writer.written, source.count, 'images')
+            summary.split_sizes[split] = writer.written
+        finish_conversion(summary)
     return summary
+
+
+def _exclusive_record_writer(path: str) -> tf.io.TFRecordWriter:
+    """Creates `path` exclusively, then opens a TFRecord writer on it.
+
+    Creating the file first (O_EXCL | O_NOFOLLOW) means the writer only ever
+    opens a file this conversion has just made: a link or file planted at the
+    name is refused, and left as it is.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        raise FileExistsError('%s already exists, but the conversion writes a shard there; it '
+                              'is left as it is: move it away, then convert again'
+                              % path) from None
+    os.close(descriptor)
+    return tf.io.TFRecordWriter(path)
+
+
+@contextlib.contextmanager
+def _disk_full_reported(path: str) -> Iterator[None]:
+    """Raises a full disk met while writing `path` as a `DiskFullError`."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as error:
+        _raise_if_disk_full(error, path)
+        raise
+
+
+def _raise_if_disk_full(error: BaseException, path: str) -> None:
+    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+        raise DiskFullError(path, error.strerror) from error
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        reason = next((text for text in _DISK_FULL_REASONS if text in error.message), None)
+        if reason is not None:
+            raise DiskFullError(path, reason) from error
 
 
 def _fsync(path: str) -> None:

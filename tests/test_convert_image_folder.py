@@ -333,11 +333,12 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
 
 
 def test_too_many_rejected_raises_after_writing_the_report(tmp_path):
-    image_dir = _build_small_folder(str(tmp_path / 'photos'), {'ant': 2})
+    image_dir = _build_small_folder(str(tmp_path / 'photos'), {'ant': 2, 'bee': 1})
     _write_bytes(os.path.join(image_dir, 'ant', 'broken.jpg'), b'\xff\xd8\xff')
     dataset_dir = str(tmp_path / 'out')
-    with pytest.raises(TooManyRejectedError, match='1 of 3 image files'):
-        convert_image_folder(image_dir, dataset_dir, 'pets', max_rejected_fraction=0.2)
+    with pytest.raises(TooManyRejectedError, match='1 of 4 image files'):
+        convert_image_folder(image_dir, dataset_dir, 'pets', validation_percentage=0,
+                             max_rejected_fraction=0.2)
     with open(os.path.join(dataset_dir, 'conversion_report.json'), encoding='utf-8') as report:
         assert json.load(report)['status'].startswith('failed')
     assert not os.path.exists(os.path.join(dataset_dir, 'dataset_info.json'))
@@ -350,16 +351,26 @@ def test_too_many_rejected_raises_after_writing_the_report(tmp_path):
     ({'num_shards': 0}, r'--num_shards must be >= 1; got 0'),
     ({'num_workers': 0}, r'--num_workers must be >= 1; got 0'),
     ({'max_rejected_fraction': 1.5}, r'--max_rejected_fraction must be in \[0, 1\]; got 1.5'),
+    ({'max_image_bytes': 0}, r'--max_image_bytes must be >= 1; got 0'),
     ({'name': 'a/b'}, r"--dataset_name must be .*; got 'a/b'"),
     ({'dataset_dir': 'INSIDE'}, r'--dataset_dir .* must not be inside --image_dir'),
     ({'image_dir': 'NO_IMAGES'}, r"class folder 'ant' in --image_dir has no image files"),
+    ({'image_dir': 'ONE_CLASS'},
+     r"--image_dir '.*one_class' has one class folder, 'ant'; a classifier needs at least two"),
+    ({'validation_percentage': 1},
+     r'--validation_percentage 1 of the 25 image files holds out none of them, so the '
+     r'validation split would be empty; use at least 2, or 0 for no validation split'),
+    ({'validation_percentage': 99}, r'--validation_percentage 99 holds out all 25 image files, '
+                                    r'leaving none to train on'),
+    ({'validation_count': 25}, r'validation_count 25 holds out all 25 image files'),
 ])
 def test_bad_arguments_raise_one_clear_line(small_folder, tmp_path, arguments, message):
     os.makedirs(tmp_path / 'empty')
-    os.makedirs(tmp_path / 'no_images' / 'ant')
+    _build_small_folder(str(tmp_path / 'no_images'), {'bee': 1})
     _write_bytes(str(tmp_path / 'no_images' / 'ant' / 'notes.txt'), b'x')
+    one_class = _build_small_folder(str(tmp_path / 'one_class'), {'ant': 3})
     places = {'MISSING': str(tmp_path / 'missing'), 'EMPTY': str(tmp_path / 'empty'),
-              'NO_IMAGES': str(tmp_path / 'no_images'),
+              'NO_IMAGES': str(tmp_path / 'no_images'), 'ONE_CLASS': one_class,
               'INSIDE': os.path.join(small_folder, 'out')}
     call = {'image_dir': small_folder, 'dataset_dir': str(tmp_path / 'out'), 'name': 'pets'}
     call.update({key: places.get(value, value) for key, value in arguments.items()})
@@ -367,6 +378,8 @@ def test_bad_arguments_raise_one_clear_line(small_folder, tmp_path, arguments, m
         convert_image_folder(call.pop('image_dir'), call.pop('dataset_dir'), call.pop('name'),
                              **call)
     assert '\n' not in str(raised.value)
+    # Refused before anything is written.
+    assert not os.path.exists(tmp_path / 'out')
 
 
 def test_progress_printer_shows_rate_and_the_final_update():
