@@ -11,3 +11,7 @@ class UserError(Exception):
 
 class TrainingError(UserError):
     """Training cannot go on: bad data, a diverging loss, a checkpoint that does not fit."""
+
+
+class DiskFullError(UserError):
+    """A write failed for a full device (or quota); the message names the path."""

@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -383,3 +384,90 @@ def test_splitting_the_first_gpu_keeps_the_other_settings():
     assert not base.gpu_options.experimental.virtual_devices
     with pytest.raises(ValueError, match=r'^virtual GPUs need a count and a memory size > 0'):
         cluster.split_first_gpu(base, 0, 1024)
+
+
+# --- Failures of the parameter server ------------------------------------------
+
+
+class _NotTensorFlow:
+    """A listener on a free port of 127.0.0.1 that accepts and stays silent, or answers HTTP."""
+
+    def __init__(self, answers_http):
+        self._listener = socket.socket()
+        self._listener.bind(('127.0.0.1', 0))
+        self._listener.listen(16)
+        self.address = '127.0.0.1:%d' % self._listener.getsockname()[1]
+        self._answers_http = answers_http
+        self._connections = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            self._connections.append(connection)
+            if self._answers_http:
+                connection.recv(1024)
+                connection.sendall(b'HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n')
+
+    def close(self):
+        for connection in self._connections:
+            connection.close()
+        self._listener.close()
+
+
+@pytest.fixture(params=['silent', 'http'])
+def not_tensorflow(request):
+    listener = _NotTensorFlow(answers_http=request.param == 'http')
+    yield listener
+    listener.close()
+
+
+def test_a_worker_whose_ps_port_holds_another_program_says_so(digits_dir, tmp_path,
+                                                               not_tensorflow):
+    (worker_port,) = _free_ports(1)
+    started = time.monotonic()
+    result = helpers.run_command(
+        'train_image_classifier.py', *LENET_FLAGS, '--dataset_dir=' + digits_dir,
+        '--train_dir=%s' % tmp_path, '--ps_hosts=' + not_tensorflow.address,
+        '--worker_hosts=127.0.0.1:%d' % worker_port, '--job_name=worker', '--task=0',
+        '--cluster_timeout_secs=3', timeout=120, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        'error: the parameter server address %s (ps 0) is held by a program that is not a '
+        "TensorFlow server: it accepts connections but does not answer TensorFlow's gRPC; "
+        'stop it, or give the ps another port in --ps_hosts or TF_CONFIG'
+        % not_tensorflow.address)
+    assert time.monotonic() - started < 60  # TensorFlow's start-up, then 3 s
+
+
+def test_a_ps_whose_port_holds_another_program_says_so(not_tensorflow):
+    (worker_port,) = _free_ports(1)
+    result = helpers.run_command(
+        'train_image_classifier.py', '--ps_hosts=' + not_tensorflow.address,
+        '--worker_hosts=127.0.0.1:%d' % worker_port, '--job_name=ps', '--task=0',
+        timeout=120, check=False)
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        'error: could not start the ps server at %s: the port is held by a program that is '
+        'not a TensorFlow server; stop it, or choose another port' % not_tensorflow.address)
+
+
+def test_a_worker_whose_ps_dies_names_it(digits_dir, tmp_path, local_cluster):
+    args = (*LENET_FLAGS, '--dataset_dir=' + digits_dir, '--train_dir=%s' % (tmp_path / 'run'),
+            '--max_number_of_steps=100000', '--cluster_timeout_secs=60')
+    local_cluster.start('ps', 0)
+    local_cluster.start('worker', 0, *args)
+    helpers.wait_for(lambda: len(_logged_steps(local_cluster.log('worker0'))) >= 2, 120,
+                     'the worker to train')
+    local_cluster.kill('ps0')
+    assert local_cluster.wait('worker0', 60) == 1
+    log = local_cluster.log('worker0')
+    assert 'Traceback' not in log
+    assert log.strip().splitlines()[-1] == (
+        'error: lost the cluster: the parameter server ps 0 at %s does not answer; restart '
+        'what stopped, then this worker (the chief resumes from its last checkpoint)'
+        % local_cluster.ps_hosts)

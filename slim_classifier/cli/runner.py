@@ -3,12 +3,14 @@
 `run_command` answers `--help` from the command's config classes before
 anything heavy is imported, keeps TensorFlow's C++ and Python chatter out of
 the output unless `-v`/`--verbosity` asks for it, and prints the problems a
-user can act on as one line (exit 1).
+user can act on as one line (exit 1), a full device among them, wherever it
+was met.
 """
 
 import logging
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -16,6 +18,7 @@ from absl import app
 
 from slim_classifier.cli.flags import format_help
 from slim_classifier.errors import UserError
+from slim_classifier.runtime import files
 
 # Problems with the user's input or files: printed as one line; anything else
 # is a bug and keeps its traceback.
@@ -23,6 +26,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFo
                                                 FileExistsError, NotADirectoryError,
                                                 IsADirectoryError, PermissionError)
 HELP_ARGUMENTS = ('-h', '--help', '-help', '--helpshort', '-?')
+# TensorFlow's thread that writes event files; what fails it is raised again by
+# the writer's next call in the command's own thread.
+_EVENT_WRITER_THREAD = 'EventLoggerThread'
 
 
 def requested_verbosity(argv: list[str]) -> int:
@@ -80,6 +86,31 @@ def _import_tensorflow_silently() -> None:
         os.close(devnull)
 
 
+def user_message(error: BaseException) -> str | None:
+    """The one line printed for an error the user can act on, or None for a bug."""
+    if isinstance(error, USER_ERRORS):
+        return str(error) or type(error).__name__
+    if isinstance(error, Exception) and files.is_disk_full(error):
+        lines = str(error).strip().splitlines()
+        return 'no space left on the device (%s); free space there or write elsewhere' % (
+            lines[0] if lines else type(error).__name__)
+    return None
+
+
+def _quiet_event_writer_failures(previous: Callable) -> Callable:
+    """A threading.excepthook that leaves a full device in the event writer to its caller.
+
+    Without it, the writer's thread prints a traceback before the command's
+    own one-line error.
+    """
+    def hook(args):
+        if (args.thread is not None and args.thread.name == _EVENT_WRITER_THREAD
+                and isinstance(args.exc_value, Exception) and files.is_disk_full(args.exc_value)):
+            return
+        previous(args)
+    return hook
+
+
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s',
                         datefmt='%H:%M:%S', force=True)
@@ -115,10 +146,14 @@ def run_command(main: Callable[[list[str]], object], summary: str, config_classe
         _configure_logging(verbose)
         if not verbose:
             _import_tensorflow_silently()
+        threading.excepthook = _quiet_event_writer_failures(threading.excepthook)
         try:
             code = main(argv)
-        except USER_ERRORS as error:
-            print('error: %s' % (error or type(error).__name__), file=sys.stderr)
+        except Exception as error:  # pylint: disable=broad-except
+            message = user_message(error)
+            if message is None:
+                raise
+            print('error: %s' % message, file=sys.stderr)
             sys.exit(1)
         sys.exit(code or 0)
     app.run(guarded_main)

@@ -5,7 +5,8 @@ exactly once (the last partial batch included) and accumulates a confusion
 matrix and the top-5 hits. From them it derives accuracy, recall at 5,
 per-class precision, recall and F1 and the mean per-class accuracy, and
 writes them to `<eval_dir>/metrics.json`, a PNG of the confusion matrix and
-TensorBoard summaries. `evaluate_new_checkpoints(config)` does the same for
+TensorBoard summaries; a device too full for one of them is one line naming
+it. `evaluate_new_checkpoints(config)` does the same for
 each checkpoint a training job writes, like the original `evaluation_loop`.
 """
 
@@ -21,12 +22,12 @@ import tensorflow.compat.v1 as tf
 
 from datasets import dataset_factory, input_pipeline
 from nets import nets_factory
-from slim_classifier.errors import UserError
+from slim_classifier.errors import DiskFullError, UserError
 from slim_classifier.evaluation import confusion_image, metrics
 from slim_classifier.evaluation.config import EvalConfig
 from slim_classifier.runtime import checkpoints
 from slim_classifier.runtime.batches import evaluation_batches
-from slim_classifier.runtime.files import write_atomically
+from slim_classifier.runtime.files import disk_full_named, write_atomically
 from slim_classifier.serving.labels import names_by_output
 
 log = logging.getLogger('eval')
@@ -35,6 +36,7 @@ METRICS_FILENAME = 'metrics.json'
 CONFUSION_FILENAME = 'confusion_matrix.png'
 TOP_K = 5
 _PROGRESS_LINES = 10  # progress lines logged per pass
+_NO_SPACE_ADVICE = 'free space there or choose another --eval_dir'
 
 
 class EvaluationError(UserError):
@@ -53,6 +55,7 @@ def evaluate(config: EvalConfig) -> dict:
       CheckpointMismatch: no checkpoint, or one that does not fit the net.
       EvaluationError: a label outside the net's classes.
       DataError: a record that cannot be read.
+      DiskFullError: no space left for metrics.json, the image or the events.
       ValueError, FileNotFoundError: unknown dataset, split, net or directory.
     """
     with Evaluator(config) as evaluator:
@@ -122,7 +125,9 @@ class Evaluator:
             self._restorer = checkpoints.CheckpointRestorer(
                 config.model_name, self.num_classes, config.moving_average_decay)
             tf.io.gfile.makedirs(config.eval_dir)
-            self._writer = tf.summary.FileWriter(config.eval_dir, self._graph)
+            self._events = 'the TensorBoard events in %s' % config.eval_dir
+            with disk_full_named(self._events, _NO_SPACE_ADVICE):
+                self._writer = tf.summary.FileWriter(config.eval_dir, self._graph)
         self._graph.finalize()
         # One session for every checkpoint: restoring overwrites all variables.
         self._session = tf.Session(config.master, graph=self._graph,
@@ -146,9 +151,15 @@ class Evaluator:
     def __enter__(self) -> 'Evaluator':
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self._writer.close()
-        self._session.close()
+    def __exit__(self, error_type, *exc_info) -> None:
+        try:
+            with disk_full_named(self._events, _NO_SPACE_ADVICE):
+                self._writer.close()
+        except DiskFullError:
+            if error_type is None:
+                raise  # else the error on its way out is the first one the device caused
+        finally:
+            self._session.close()
 
     def evaluate(self, checkpoint_path: str) -> dict:
         """Evaluates one checkpoint file, or the latest in a directory; see `evaluate`."""
@@ -203,12 +214,16 @@ class Evaluator:
     def _write(self, results: dict, confusion: np.ndarray) -> None:
         """metrics.json, the confusion PNG and the TensorBoard summaries."""
         eval_dir = self.config.eval_dir
-        write_atomically(os.path.join(eval_dir, METRICS_FILENAME),
-                         _readable_json(results))
+        metrics_path = os.path.join(eval_dir, METRICS_FILENAME)
+        with disk_full_named(metrics_path, _NO_SPACE_ADVICE):
+            write_atomically(metrics_path, _readable_json(results))
         png, layout = confusion_image.draw_confusion_matrix(confusion, self.class_names)
-        write_atomically(os.path.join(eval_dir, CONFUSION_FILENAME), png)
-        self._writer.add_summary(_summary(results, png, layout), results['global_step'] or 0)
-        self._writer.flush()
+        image_path = os.path.join(eval_dir, CONFUSION_FILENAME)
+        with disk_full_named(image_path, _NO_SPACE_ADVICE):
+            write_atomically(image_path, png)
+        with disk_full_named(self._events, _NO_SPACE_ADVICE):
+            self._writer.add_summary(_summary(results, png, layout), results['global_step'] or 0)
+            self._writer.flush()
 
 
 def _readable_json(results: dict) -> str:

@@ -10,6 +10,7 @@ one style: `LeNet/fc4/biases is [10] in the checkpoint, [9] in the net`.
 import logging
 import os
 import re
+import shutil
 
 import tensorflow.compat.v1 as tf
 
@@ -62,6 +63,26 @@ def checkpoints_in(directory: str) -> list[str]:
         if numbered:
             found.append((int(numbered.group(2)), os.path.join(directory, name[:-len('.index')])))
     return [prefix for _, prefix in sorted(found)]
+
+
+# The temporaries of a save that did not complete (interrupted, or a full device):
+# the data being written (`.tempstate<n>`), a sharded save's directory
+# (`_temp...`), and the atomic writes of the meta graph and of the state file.
+_SAVE_LEFTOVER = re.compile(r'model\.ckpt-\d+(_temp.*|\..+\.tempstate\d+|\.meta\.tmp[0-9a-f]+)'
+                            r'|checkpoint\.tmp[0-9a-f]+')
+
+
+def remove_save_leftovers(train_dir: str) -> None:
+    """Removes what unfinished saves of the trainer left in `train_dir`, and nothing else."""
+    for name in os.listdir(train_dir):
+        if not _SAVE_LEFTOVER.fullmatch(name):
+            continue
+        leftover = os.path.join(train_dir, name)
+        log.info('Removing %s, left by an unfinished save', leftover)
+        if os.path.isdir(leftover):
+            shutil.rmtree(leftover)
+        else:
+            os.remove(leftover)
 
 
 def _intact(prefix: str) -> bool:

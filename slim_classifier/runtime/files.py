@@ -11,15 +11,52 @@ metrics, run configurations, exports) goes through here:
 * on failure the temporary is removed, and nothing else: the destination and
   whatever else is in the directory stay as they were;
 * a directory (or, with `check_replaceable`, a file) is replaced only when it is
-  recognisably something this project wrote.
+  recognisably something this project wrote;
+* a full device (or quota) is a `DiskFullError` naming the destination, not
+  an OSError without a file name or TensorFlow's message about a temporary.
 
 No TensorFlow is imported here. Local paths only.
 """
 
+import contextlib
+import errno
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+from slim_classifier.errors import DiskFullError
+
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# TensorFlow's C++ writers report a full device as a status whose message holds
+# the system's text, in whichever error class the file system's call maps to.
+_FULL_TEXTS = tuple(os.strerror(number) for number in _FULL_ERRNOS)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` says that a device or a quota is full (OSError or TensorFlow's text)."""
+    if isinstance(error, DiskFullError):
+        return True
+    if isinstance(error, OSError) and error.errno in _FULL_ERRNOS:
+        return True
+    return any(text in str(error) for text in _FULL_TEXTS)
+
+
+@contextlib.contextmanager
+def disk_full_named(path: str, advice: str) -> Iterator[None]:
+    """Turns a full device met in the block into a one-line DiskFullError naming `path`.
+
+    Args:
+      path: what the block writes.
+      advice: what the user can do, e.g. 'free space there or choose another --eval_dir'.
+    """
+    try:
+        yield
+    except Exception as error:  # OSError, or any of TensorFlow's error classes
+        if not is_disk_full(error):
+            raise
+        raise DiskFullError('no space left on the device to write %s; %s'
+                            % (path, advice)) from None
 
 
 def _temporary_sibling(path: str) -> str:
@@ -46,17 +83,19 @@ def write_atomically(path: str, contents: bytes | str) -> None:
     os.makedirs(directory, exist_ok=True)
     data = contents.encode('utf-8') if isinstance(contents, str) else contents
     temporary = _temporary_sibling(path)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(descriptor, 'wb') as output:
-            output.write(data)
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.remove(temporary)
-        raise
+    with disk_full_named(path, 'free space there or write elsewhere'):
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o644)
+        try:
+            with os.fdopen(descriptor, 'wb') as output:
+                output.write(data)
+                output.flush()
+                os.fsync(output.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.lexists(temporary):
+                os.remove(temporary)
+            raise
     fsync_directory(directory)
 
 
@@ -79,7 +118,8 @@ class AtomicDirectory:
     Use as a context manager: `with AtomicDirectory(path, ours, what) as temporary:
     ...` writes into `temporary`; leaving the block normally replaces `path`,
     leaving it by an exception removes the temporary directory and keeps `path`
-    as it was. An existing `path` is replaced only if `ours(path)` recognises it
+    as it was; a full device met in the block is a DiskFullError naming `path`.
+    An existing `path` is replaced only if `ours(path)` recognises it
     as something this project wrote (see `check_replaceable`), checked before
     anything is written.
     """
@@ -96,6 +136,9 @@ class AtomicDirectory:
     def __exit__(self, error_type, error, traceback) -> None:
         if error_type is not None:
             shutil.rmtree(self._temporary, ignore_errors=True)
+            if isinstance(error, Exception) and is_disk_full(error):
+                raise DiskFullError('no space left on the device to write %s; free space there '
+                                    'or write elsewhere' % self.path) from None
             return
         previous = None
         if os.path.exists(self.path):

@@ -17,7 +17,8 @@ or, when those are unset, from the TF_CONFIG environment variable,
      "task": {"type": "worker", "index": 1}}
 
 Every wait on another task is bounded: a parameter server that cannot be
-reached fails with a one-line `ClusterError` naming its address.
+reached, or whose port is held by a program that does not speak TensorFlow's
+gRPC, fails with a one-line `ClusterError` naming its address.
 """
 
 import dataclasses
@@ -42,6 +43,13 @@ WORKER_JOB = 'worker'
 CHIEF_JOB = 'chief'  # TF_CONFIG only: a chief task apart from the workers
 _TF_CONFIG_TYPES = (CHIEF_JOB, WORKER_JOB, PS_JOB)
 _RETRY_SECS = 0.5  # pause between two attempts to reach a parameter server
+_PROBE_SECS = 2.0  # how long a listener has to answer the HTTP/2 greeting
+# What a gRPC client sends first: the HTTP/2 preface and an empty SETTINGS frame
+# (length 0, type 4, no flags, stream 0). A gRPC server answers with a frame of
+# its own, SETTINGS first; anything else (silence, an HTTP/1 reply) is not one.
+_HTTP2_GREETING = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_FRAME_HEADER_BYTES = 9
+_SETTINGS_FRAME = 4
 
 
 class ClusterError(UserError):
@@ -301,9 +309,22 @@ def start_server(role: ClusterRole, config: tf.ConfigProto) -> tf.distribute.Ser
                                     task_index=role.task_index, config=config, start=True)
     except (tf.errors.OpError, RuntimeError) as error:
         message = getattr(error, 'message', str(error)).strip().splitlines()
-        raise ClusterError('could not start the %s server at %s (is the port taken?): %s'
-                           % (role.job_name, role.address,
-                              message[0] if message else type(error).__name__)) from None
+        raise ClusterError('could not start the %s server at %s: %s'
+                           % (role.job_name, role.address, _why_not_started(
+                               role.address, message[0] if message else type(error).__name__))
+                           ) from None
+
+
+def _why_not_started(address: str, error_line: str) -> str:
+    """What holds the port of `address`, told by probing it, else TensorFlow's error."""
+    listening, speaks_grpc = _probe(address, _PROBE_SECS)
+    if speaks_grpc:
+        return ('a TensorFlow server already serves there (is this task running already?); '
+                'stop it, or choose another port')
+    if listening:
+        return ('the port is held by a program that is not a TensorFlow server; stop it, or '
+                'choose another port')
+    return '%s (is the port taken?)' % error_line
 
 
 def serve(role: ClusterRole) -> None:
@@ -328,19 +349,32 @@ def serve(role: ClusterRole) -> None:
 
 
 def wait_for_parameter_servers(role: ClusterRole, timeout_secs: float) -> None:
-    """Waits until every ps task accepts connections.
+    """Waits until every ps task answers as a gRPC server.
 
-    TensorFlow itself would wait for an absent ps without end; this bounds
-    the wait.
+    TensorFlow itself would wait for an absent ps without end, and for a port
+    held by another program (one that accepts connections and says nothing,
+    or answers HTTP) until its own handshake times out, as a traceback; this
+    bounds the wait and names the address.
 
     Raises:
-      ClusterError: naming the first ps task not reachable within `timeout_secs`.
+      ClusterError: naming the first ps task not answering within `timeout_secs`,
+        and saying whether nothing listens there or a program that is not a
+        TensorFlow server does.
     """
     deadline = time.monotonic() + timeout_secs
-    for address in role.ps_addresses:
+    for task, address in enumerate(role.ps_addresses):
         logged = False
-        while not _accepts_connections(address, deadline - time.monotonic()):
+        while True:
+            listening, speaks_grpc = _probe(address, deadline - time.monotonic())
+            if speaks_grpc:
+                break
             if time.monotonic() >= deadline:
+                if listening:
+                    raise ClusterError(
+                        'the parameter server address %s (ps %d) is held by a program that is '
+                        'not a TensorFlow server: it accepts connections but does not answer '
+                        "TensorFlow's gRPC; stop it, or give the ps another port in --ps_hosts "
+                        'or TF_CONFIG' % (address, task))
                 raise ClusterError(
                     'could not reach the parameter server at %s within %g s; start it '
                     '(--job_name=ps), check --ps_hosts or TF_CONFIG, or raise '
@@ -354,17 +388,43 @@ def wait_for_parameter_servers(role: ClusterRole, timeout_secs: float) -> None:
 
 def explain_lost_cluster(role: ClusterRole, error_message: str) -> str:
     """Says which parameter servers no longer answer, else the error's first line."""
-    silent = [address for address in role.ps_addresses if not _accepts_connections(address, 1.0)]
+    silent = ['ps %d at %s' % (task, address) for task, address in enumerate(role.ps_addresses)
+              if not _accepts_connections(address, 1.0)]
     if silent:
-        return 'the parameter server at %s does not answer' % ', '.join(silent)
+        return 'the parameter server %s does not answer' % ', '.join(silent)
     return error_message.strip().splitlines()[0]
 
 
-def _accepts_connections(address: str, timeout_secs: float) -> bool:
+def _connect(address: str, timeout_secs: float) -> socket.socket:
     host, _, port = address.rpartition(':')
+    return socket.create_connection((host.strip('[]'), int(port)),
+                                    timeout=max(0.1, min(timeout_secs, 5.0)))
+
+
+def _accepts_connections(address: str, timeout_secs: float) -> bool:
     try:
-        with socket.create_connection((host.strip('[]'), int(port)),
-                                      timeout=max(0.1, min(timeout_secs, 5.0))):
+        with _connect(address, timeout_secs):
             return True
     except OSError:
         return False
+
+
+def _probe(address: str, timeout_secs: float) -> tuple[bool, bool]:
+    """(whether `address` accepts connections, whether it answers as a gRPC server)."""
+    try:
+        connection = _connect(address, timeout_secs)
+    except OSError:
+        return False, False
+    with connection:
+        connection.settimeout(max(0.1, min(timeout_secs, _PROBE_SECS)))
+        try:
+            connection.sendall(_HTTP2_GREETING)
+            header = b''
+            while len(header) < _FRAME_HEADER_BYTES:
+                received = connection.recv(_FRAME_HEADER_BYTES - len(header))
+                if not received:
+                    break
+                header += received
+        except OSError:
+            return True, False
+    return True, len(header) == _FRAME_HEADER_BYTES and header[3] == _SETTINGS_FRAME

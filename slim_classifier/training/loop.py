@@ -6,9 +6,13 @@ every `save_summaries_secs`, and appends one JSON object per logged step to
 `<train_dir>/metrics.jsonl` (step, loss, learning rate, images/sec, wall
 time), across resumes. SIGINT/SIGTERM finish the current step, save and
 return; a NaN or infinite loss stops without saving, so the last good
-checkpoint stays the newest.
+checkpoint stays the newest. A bad record or label stops training too, after
+saving the steps done before it. A full device stops it with the path that
+did not fit and the last good checkpoint, whose save leftovers are removed;
+a step out of memory names the --batch_size to lower.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -17,13 +21,14 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from datasets import input_pipeline
 from slim_classifier.errors import TrainingError
-from slim_classifier.runtime import checkpoints
+from slim_classifier.runtime import checkpoints, files
 from slim_classifier.training import cluster
 from slim_classifier.training.config import TrainConfig
 from slim_classifier.training.graph import LABEL_CHECK, TrainingGraph
@@ -31,6 +36,12 @@ from slim_classifier.training.graph import LABEL_CHECK, TrainingGraph
 log = logging.getLogger('train')
 
 METRICS_FILENAME = 'metrics.jsonl'
+# How TensorFlow's ResourceExhaustedError tells a tensor that does not fit in memory.
+_OUT_OF_MEMORY = 'OOM when allocating'
+
+
+class LabelError(TrainingError):
+    """A label of the dataset outside [0, num_classes)."""
 
 
 @dataclasses.dataclass
@@ -64,6 +75,25 @@ class StopSignals:
 
 def run_loop(sess: tf.Session, saver: tf.train.Saver, model: TrainingGraph, config: TrainConfig,
              is_chief: bool) -> TrainResult:
+    with _cluster_loss_explained(config.cluster_role):
+        return _steps(sess, saver, model, config, is_chief)
+
+
+@contextlib.contextmanager
+def _cluster_loss_explained(role: cluster.ClusterRole | None) -> Iterator[None]:
+    """Turns a parameter server lost in a step, a save or a read into a one-line TrainingError."""
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
+        if role is None:
+            raise
+        raise TrainingError(
+            'lost the cluster: %s; restart what stopped, then this worker (the chief resumes '
+            'from its last checkpoint)' % cluster.explain_lost_cluster(role, error.message)
+        ) from None
+
+
+def _steps(sess, saver, model, config, is_chief):
     records = _Records(sess, saver, config) if is_chief else _NoRecords()
     step = sess.run(model.global_step)
     window = Throughput(model.images_per_step)
@@ -76,7 +106,11 @@ def run_loop(sess: tf.Session, saver: tf.train.Saver, model: TrainingGraph, conf
             fetches = [model.train_op, model.step_after_train, model.learning_rate]
             if write_summary:
                 fetches.append(model.summary_op)
-            results = _run_step(sess, fetches, model.dataset, config.cluster_role)
+            try:
+                results = _run_step(sess, fetches, model.dataset, config)
+            except (input_pipeline.DataError, LabelError):
+                records.save_before_stopping(step)
+                raise
             loss, step, learning_rate = results[:3]
             window.add_step()
             if not np.isfinite(loss):
@@ -117,7 +151,9 @@ class _Records:
     def __init__(self, sess, saver, config):
         self._sess = sess
         self._saver = saver
-        self._writer = tf.summary.FileWriter(config.train_dir, sess.graph)
+        self._train_dir = config.train_dir
+        with self._space_for('the TensorBoard events in %s' % config.train_dir):
+            self._writer = tf.summary.FileWriter(config.train_dir, sess.graph)
         self._prefix = os.path.join(config.train_dir, 'model.ckpt')
         self._metrics_path = os.path.join(config.train_dir, METRICS_FILENAME)
         self._save_interval_secs = config.save_interval_secs
@@ -134,29 +170,63 @@ class _Records:
                 or time.monotonic() - self._last_summary >= self._summaries_interval_secs)
 
     def write_summaries(self, summary, window, step):
-        self._writer.add_summary(summary, step)
-        self._writer.add_summary(window.summary(), step)
+        with self._space_for('the TensorBoard events in %s' % self._train_dir):
+            self._writer.add_summary(summary, step)
+            self._writer.add_summary(window.summary(), step)
         self._last_summary = time.monotonic()
 
     def append_metrics(self, step, loss, learning_rate, images_per_sec):
         record = {'step': int(step), 'loss': float(loss), 'learning_rate': float(learning_rate),
                   'images_per_sec': round(float(images_per_sec), 3),
                   'wall_time': round(time.time(), 3)}
-        with open(self._metrics_path, 'a') as f:
+        with self._space_for(self._metrics_path), open(self._metrics_path, 'a') as f:
             f.write(json.dumps(record) + '\n')
 
     def save_if_due(self, step):
         if time.monotonic() - self._last_save >= self._save_interval_secs:
-            self._last_checkpoint = self._saver.save(self._sess, self._prefix, global_step=step)
-            self._last_save = time.monotonic()
+            self._save(step)
+
+    def save_before_stopping(self, step):
+        """Saves the steps done since the last checkpoint, when training stops on bad data."""
+        if step and not self._saved(step):
+            self._save(step)
+            log.info('Saved %s before stopping: the steps before the bad data are kept',
+                     self._last_checkpoint)
 
     def finish(self, step, window) -> str:
         """Saves the final step unless already saved; returns the last checkpoint."""
-        if self._last_checkpoint is None or not self._last_checkpoint.endswith('-%d' % step):
-            self._last_checkpoint = self._saver.save(self._sess, self._prefix, global_step=step)
-        self._writer.add_summary(window.summary(), step)
-        self._writer.close()
+        if not self._saved(step):
+            self._save(step)
+        with self._space_for('the TensorBoard events in %s' % self._train_dir):
+            self._writer.add_summary(window.summary(), step)
+            self._writer.close()
         return self._last_checkpoint
+
+    def _saved(self, step) -> bool:
+        return self._last_checkpoint is not None and self._last_checkpoint.endswith('-%d' % step)
+
+    def _save(self, step):
+        with self._space_for('checkpoint %s-%d' % (self._prefix, step)):
+            self._last_checkpoint = self._saver.save(self._sess, self._prefix, global_step=step)
+        self._last_save = time.monotonic()
+
+    @contextlib.contextmanager
+    def _space_for(self, path):
+        """Turns a full device met in the block into a TrainingError naming `path`.
+
+        The leftovers of a save that did not fit are removed, so the space they
+        took is free again and the last good checkpoint stays the newest.
+        """
+        try:
+            yield
+        except Exception as error:  # OSError, or any of TensorFlow's error classes
+            if not files.is_disk_full(error):
+                raise
+            checkpoints.remove_save_leftovers(self._train_dir)
+            raise TrainingError(
+                'no space left on the device to write %s: training stopped; the last good '
+                'checkpoint (%s) is kept. Free space there or choose another --train_dir'
+                % (path, checkpoints.latest_intact(self._train_dir) or 'none yet')) from None
 
 
 class _NoRecords:
@@ -180,25 +250,31 @@ class _NoRecords:
     def save_if_due(self, step):
         del step
 
+    def save_before_stopping(self, step):
+        del step
+
     def finish(self, step, window) -> None:
         del step, window
 
 
-def _run_step(sess, fetches, dataset, role):
+def _run_step(sess, fetches, dataset, config):
+    """Runs one step; TensorFlow's errors that the user can act on become one line."""
     try:
         return sess.run(fetches)
-    except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
-        if role is None:
+    except tf.errors.ResourceExhaustedError as error:
+        out_of_memory = [line.strip() for line in error.message.splitlines()
+                         if _OUT_OF_MEMORY in line]
+        if not out_of_memory:
             raise
         raise TrainingError(
-            'lost the cluster during a step: %s; restart what stopped, then this worker (the '
-            'chief resumes from its last checkpoint)'
-            % cluster.explain_lost_cluster(role, error.message)) from None
-    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
-        if LABEL_CHECK in error.message:
-            raise TrainingError(
+            'out of memory in a training step with --batch_size=%d (%s); choose a smaller '
+            '--batch_size' % (config.batch_size, out_of_memory[0])) from None
+    except input_pipeline.DATA_ERRORS as error:
+        message = getattr(error, 'message', '')
+        if LABEL_CHECK in message:
+            raise LabelError(
                 'a label is outside [0, num_classes) for this dataset; check --labels_offset '
-                'and --dataset_name (%s)' % error.message.splitlines()[0]) from None
+                'and --dataset_name (%s)' % message.splitlines()[0]) from None
         explained = input_pipeline.explain_data_error(dataset, error)
         if explained is None:
             raise

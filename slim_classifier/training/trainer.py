@@ -26,8 +26,6 @@ are asynchronous unless `sync_replicas` (training/sync_replicas.py).
 
 import logging
 import os
-import re
-import shutil
 
 import tensorflow.compat.v1 as tf
 
@@ -74,8 +72,7 @@ def _prepare_train_dir(train_dir: str) -> None:
 
     A directory that cannot be written would otherwise be found out at the
     first checkpoint, after the steps before it were computed. The temporary
-    files of a save that was interrupted (`<prefix>-<step>_temp*`) are removed;
-    nothing else is.
+    files of a save that did not complete are removed; nothing else is.
 
     Raises:
       TrainingError: if train_dir is a file or cannot be written.
@@ -95,14 +92,7 @@ def _prepare_train_dir(train_dir: str) -> None:
     except OSError as error:
         raise TrainingError('--train_dir %s cannot be written (%s); choose a directory this '
                             'user can write' % (train_dir, error.strerror or error)) from None
-    for name in os.listdir(train_dir):
-        if re.fullmatch(r'model\.ckpt-\d+_temp.*', name):
-            leftover = os.path.join(train_dir, name)
-            log.info('Removing %s, left by an interrupted save', leftover)
-            if os.path.isdir(leftover):
-                shutil.rmtree(leftover)
-            else:
-                os.remove(leftover)
+    checkpoints.remove_save_leftovers(train_dir)
 
 
 def _remove_unfinished_run(train_dir: str) -> None:
