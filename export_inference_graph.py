@@ -2,7 +2,10 @@
 
 Without --checkpoint_path it writes the inference GraphDef, as the original
 tool did; with it, the weights are frozen into the graph. --export_format
-chooses a GraphDef (default), a SavedModel directory or a TFLite model.
+chooses a GraphDef (default), a SavedModel directory, a TFLite model
+(--quantization: int8 or float16 weights, or integer ops calibrated on the
+first --calibration_steps images of --calibration_split) or an ONNX model
+(--onnx_opset; needs pip install .[onnx]).
 When --checkpoint_path is a training directory (or a checkpoint in one), the
 model and data options default to those of its train_config.json.
 """
@@ -13,9 +16,11 @@ from slim_classifier.cli import flags, runner
 from slim_classifier.runtime import run_config
 from slim_classifier.serving.config import ExportConfig
 
-SUMMARY = """Exports a net for inference: a frozen GraphDef, a SavedModel or a TFLite model.
+SUMMARY = """Exports a net for inference: a frozen GraphDef, a SavedModel, a TFLite or ONNX model.
 
   export_inference_graph.py --checkpoint_path=RUN --output_file=FILE [--export_format=tflite]
+  export_inference_graph.py --checkpoint_path=RUN --output_file=FILE --export_format=tflite \\
+      --quantization=int8 [--calibration_split=train --calibration_steps=100]
 
 RUN is a training directory (its train_config.json gives the net and the data) or a
 checkpoint; the export's metadata (net, preprocessing, input, class names) is written
@@ -38,14 +43,25 @@ def _shape(shape: list[int | None]) -> str:
     return '[%s]' % ', '.join('None' if size is None else str(size) for size in shape)
 
 
+def _node(name: str, shape: list[int | None], storage, what: str, quantized: str) -> str:
+    """A model's input or output: its name, dtype and shape, and how values are stored in it."""
+    if storage.scale is None:
+        return '%s %s %s (%s)' % (name, storage.dtype, _shape(shape), what)
+    return '%s %s %s (%s quantized: %s)' % (
+        name, storage.dtype, _shape(shape), what,
+        quantized.format(scale=storage.scale, zero_point=storage.zero_point))
+
+
 def _describe(result) -> str:
     weights = ('weights of %s' % result.checkpoint if result.checkpoint
                else 'not frozen: no --checkpoint_path')
     lines = ['wrote %s (%s)' % (os.path.abspath(result.path), weights),
-             'input node: %s float32 %s (preprocessed images)'
-             % (result.input_name, _shape(result.input_shape)),
-             'output node: %s float32 %s (class probabilities)'
-             % (result.output_name, _shape(result.output_shape)),
+             'input node: ' + _node(result.input_name, result.input_shape, result.input_storage,
+                                    'preprocessed images', 'round(image / {scale:g}) + '
+                                    '{zero_point}'),
+             'output node: ' + _node(result.output_name, result.output_shape,
+                                     result.output_storage, 'class probabilities',
+                                     'probability = (output - {zero_point}) * {scale:g}'),
              'metadata (net, preprocessing, input, class names): %s' % result.metadata_file]
     lines.extend("signature '%s': input '%s' -> outputs 'probabilities', 'classes'"
                  % item for item in result.signatures.items())

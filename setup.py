@@ -14,10 +14,12 @@ COMMANDS = (
     'export_inference_graph',
     'download_and_convert_data',
     'classify_image',
+    'predict_image_classifier',
     'launch_local_cluster',
     'list_models',
     'fetch_pretrained',
 )
+ONNX = ['tf2onnx>=1.17', 'onnx>=1.14', 'onnxruntime>=1.17']
 
 setup(
     name='slim-image-classifier',
@@ -39,7 +41,11 @@ setup(
     extras_require={
         # The embedded default dataset (`digits`) is scikit-learn's bundled copy.
         'digits': ['scikit-learn>=1.3'],
-        'test': ['pytest>=8', 'pytest-xdist>=3', 'scikit-learn>=1.3'],
+        # export_inference_graph.py --export_format=onnx; 1.17 is the first tf2onnx that
+        # accepts the protobuf of TensorFlow 2.21.
+        'onnx': ONNX,
+        # The ONNX exports are tested too, so the test set-up installs the onnx extra.
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'scikit-learn>=1.3', *ONNX],
     },
     entry_points={
         'console_scripts': ['%s=%s:run' % (name, name) for name in COMMANDS],

@@ -15,3 +15,7 @@ class TrainingError(UserError):
 
 class DiskFullError(UserError):
     """A write failed for a full device (or quota); the message names the path."""
+
+
+class MissingExtraError(UserError):
+    """An optional extra (`pip install .[onnx]`) that the request needs is not installed."""

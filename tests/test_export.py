@@ -211,8 +211,8 @@ def test_saved_model_replaces_an_earlier_export(trained, tmp_path):
 
 @pytest.mark.parametrize('overrides, message', [
     (dict(export_format='tflite'), '--export_format=tflite needs a --checkpoint_path'),
-    (dict(export_format='onnx'), "--export_format must be one of graphdef, saved_model, "
-                                 "tflite; got 'onnx'"),
+    (dict(export_format='coreml'), "--export_format must be one of graphdef, saved_model, "
+                                   "tflite, onnx; got 'coreml'"),
     (dict(write_text_graphdef=True, export_format='saved_model', checkpoint_path='x'),
      '--write_text_graphdef applies to --export_format=graphdef only'),
 ])

@@ -39,7 +39,8 @@ def _encoded_png(seed=0):
 @pytest.mark.parametrize('export_format', EXPORT_FORMATS)
 @pytest.mark.parametrize('preprocessing_name', preprocessing_factory.list_preprocessing_names())
 def test_export_loads_and_runs(checkpoint, tmp_path, preprocessing_name, export_format):
-    name = 'lenet.%s' % {'graphdef': 'pb', 'tflite': 'tflite', 'saved_model': 'sm'}[export_format]
+    name = 'lenet.%s' % {'graphdef': 'pb', 'tflite': 'tflite', 'saved_model': 'sm',
+                         'onnx': 'onnx'}[export_format]
     output = str(tmp_path / name)
     result = exporter.export(ExportConfig(
         model_name='lenet', output_file=output, class_names=CLASS_NAMES,

@@ -13,7 +13,13 @@ as `<output_file>.json`, and inside a SavedModel as `export.json` with
   encoded image bytes (`encoded_images`, string [batch]) and decodes and
   preprocesses them inside; `images` takes preprocessed float `images`. Both
   return `probabilities` and `classes`.
-* `tflite`: a TFLite flatbuffer of the frozen graph.
+* `tflite`: a TFLite flatbuffer of the frozen graph; `quantization` makes
+  its weights int8 or float16, or all its ops integer, calibrated on the
+  first images of a dataset split (see serving/tflite_quantization.py). The
+  metadata then records the mode, and the scale and zero point of an integer
+  input or output.
+* `onnx`: an ONNX model of the frozen graph (tf2onnx, the optional `onnx`
+  extra; see serving/onnx_export.py).
 
 Files appear complete or not at all: each is written under a temporary name
 and renamed, so a failed export leaves no half file.
@@ -22,14 +28,15 @@ and renamed, so a failed export leaves no half file.
 import dataclasses
 import os
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 from google.protobuf import text_format
 
 from nets import nets_factory
 from slim_classifier.runtime import checkpoints
 from slim_classifier.runtime.files import AtomicDirectory, check_replaceable, write_atomically
-from slim_classifier.serving import inference, labels, metadata
-from slim_classifier.serving.config import ExportConfig
+from slim_classifier.serving import inference, labels, metadata, onnx_export, tflite_quantization
+from slim_classifier.serving.config import CALIBRATED_QUANTIZATIONS, ExportConfig
 
 ENCODED_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 IMAGES_SIGNATURE = 'images'
@@ -50,6 +57,8 @@ class ExportResult:
       checkpoint: the checkpoint file whose weights were exported, or None.
       signatures: SavedModel signature name -> its input key (empty for
         other formats).
+      input_storage, output_storage: how the input and output are stored:
+        float32, or integers with a scale and zero point (--quantization=int8_io).
     """
     path: str
     metadata_file: str
@@ -59,6 +68,8 @@ class ExportResult:
     output_shape: list[int | None]
     checkpoint: str | None
     signatures: dict[str, str] = dataclasses.field(default_factory=dict)
+    input_storage: tflite_quantization.TensorQuantization = tflite_quantization.FLOAT
+    output_storage: tflite_quantization.TensorQuantization = tflite_quantization.FLOAT
 
 
 def _check(config: ExportConfig) -> None:
@@ -68,6 +79,13 @@ def _check(config: ExportConfig) -> None:
     if config.write_text_graphdef and config.export_format != 'graphdef':
         raise ValueError('--write_text_graphdef applies to --export_format=graphdef only; got '
                          '%s' % config.export_format)
+    if config.quantization != 'none' and config.export_format != 'tflite':
+        raise ValueError('--quantization=%s applies to --export_format=tflite only; got '
+                         '--export_format=%s' % (config.quantization, config.export_format))
+    if config.quantization in CALIBRATED_QUANTIZATIONS and not config.dataset_dir:
+        raise ValueError('--quantization=%s is calibrated on real images: give the '
+                         '--dataset_dir whose --calibration_split=%s to read'
+                         % (config.quantization, config.calibration_split))
     if config.export_format == 'saved_model' and os.path.isfile(config.output_file):
         raise ValueError("a SavedModel is a directory, but --output_file '%s' is a file"
                          % config.output_file)
@@ -113,8 +131,9 @@ def export(config: ExportConfig) -> ExportResult:
             description = _metadata(config, model, checkpoint)
             if config.export_format == 'saved_model':
                 _write_saved_model(config, session, model, description)
+                storage = tflite_quantization.FLOAT, tflite_quantization.FLOAT
             else:
-                _write_file(config, session, model, checkpoint, description)
+                storage = _write_file(config, session, model, checkpoint, description)
     signatures = ({ENCODED_SIGNATURE: inference.ENCODED_INPUT_NAME,
                    IMAGES_SIGNATURE: IMAGES_INPUT_KEY}
                   if config.export_format == 'saved_model' else {})
@@ -123,7 +142,8 @@ def export(config: ExportConfig) -> ExportResult:
                         input_name=model.images.name, output_name=model.probabilities.name,
                         input_shape=model.images.shape.as_list(),
                         output_shape=model.probabilities.shape.as_list(), checkpoint=checkpoint,
-                        signatures=signatures)
+                        signatures=signatures, input_storage=storage[0],
+                        output_storage=storage[1])
 
 
 def _metadata(config: ExportConfig, model: inference.InferenceGraph,
@@ -139,21 +159,58 @@ def _metadata(config: ExportConfig, model: inference.InferenceGraph,
 
 
 def _write_file(config: ExportConfig, session: tf.Session, model: inference.InferenceGraph,
-                checkpoint: str | None, description: metadata.ExportMetadata) -> None:
-    """Writes a GraphDef or TFLite file, then its metadata beside it."""
+                checkpoint: str | None, description: metadata.ExportMetadata
+                ) -> tuple[tflite_quantization.TensorQuantization,
+                           tflite_quantization.TensorQuantization]:
+    """Writes a GraphDef, TFLite or ONNX file, then its metadata beside it.
+
+    Returns:
+      How the model's input and output are stored.
+    """
+    storage = tflite_quantization.FLOAT, tflite_quantization.FLOAT
     if config.export_format == 'tflite':
-        converter = tf.lite.TFLiteConverter.from_session(session, [model.images],
-                                                         [model.probabilities])
-        contents = converter.convert()
+        contents = tflite_quantization.convert(session, model.images, model.probabilities,
+                                               config.quantization, _calibration(config, model))
+        storage = tflite_quantization.io_quantization(contents)
+        if config.quantization != 'none':
+            description = _quantized(description, config.quantization, *storage)
     else:
         graph_def = session.graph.as_graph_def()
         if checkpoint:
             graph_def = tf.graph_util.convert_variables_to_constants(
                 session, graph_def, [inference.OUTPUT_NAME])
-        contents = (text_format.MessageToString(graph_def) if config.write_text_graphdef
-                    else graph_def.SerializeToString())
+        if config.export_format == 'onnx':
+            contents = onnx_export.convert(graph_def, model.images.name,
+                                           model.probabilities.name, config.onnx_opset)
+        elif config.write_text_graphdef:
+            contents = text_format.MessageToString(graph_def)
+        else:
+            contents = graph_def.SerializeToString()
     write_atomically(config.output_file, contents)
     metadata.write(metadata.metadata_path(config.output_file), description)
+    return storage
+
+
+def _calibration(config: ExportConfig,
+                 model: inference.InferenceGraph) -> np.ndarray | None:
+    """The preprocessed images that calibrate an int8 conversion, or None for other modes."""
+    if config.quantization not in CALIBRATED_QUANTIZATIONS:
+        return None
+    return tflite_quantization.calibration_images(
+        config.dataset_name, config.dataset_dir, config.calibration_split,
+        config.preprocessing_name or config.model_name, model.image_size,
+        model.num_channels == inference.GRAYSCALE_CHANNELS, config.calibration_steps)
+
+
+def _quantized(description: metadata.ExportMetadata, mode: str,
+               inputs: tflite_quantization.TensorQuantization,
+               outputs: tflite_quantization.TensorQuantization) -> metadata.ExportMetadata:
+    """`description` with the quantization mode and how the model's input and output are stored."""
+    return dataclasses.replace(
+        description, quantization=mode,
+        input_dtype=inputs.dtype, input_scale=inputs.scale, input_zero_point=inputs.zero_point,
+        output_dtype=outputs.dtype, output_scale=outputs.scale,
+        output_zero_point=outputs.zero_point)
 
 
 def _write_saved_model(config: ExportConfig, session: tf.Session,

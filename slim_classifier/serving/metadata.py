@@ -30,9 +30,15 @@ class ExportMetadata:
       channels: input channels (1 for grayscale).
       labels_offset: output i is dataset label i + labels_offset.
       class_names: names by output.
-      export_format: graphdef, saved_model or tflite.
+      export_format: graphdef, saved_model, tflite or onnx.
       input_name, output_name: the tensors to feed and fetch.
       checkpoint: the checkpoint whose weights were exported, or None.
+      quantization: the TFLite quantization mode ('none' for a float model).
+      input_dtype, output_dtype: how the input and output are stored:
+        'float32', or 'uint8' / 'int8' for a quantized model's.
+      input_scale, input_zero_point, output_scale, output_zero_point: for
+        an integer input or output, real value = (stored - zero_point) *
+        scale; None for a float one.
     """
     model_name: str
     preprocessing_name: str
@@ -44,6 +50,13 @@ class ExportMetadata:
     input_name: str
     output_name: str
     checkpoint: str | None
+    quantization: str = 'none'
+    input_dtype: str = 'float32'
+    input_scale: float | None = None
+    input_zero_point: int | None = None
+    output_dtype: str = 'float32'
+    output_scale: float | None = None
+    output_zero_point: int | None = None
     format_version: int = FORMAT_VERSION
 
 
