@@ -80,6 +80,22 @@ def test_every_kind_of_model_gives_the_checkpoint_probabilities(models, images, 
     assert np.abs(probabilities - expected).max() < TOLERANCE
 
 
+@pytest.mark.parametrize('kind', KINDS)
+def test_a_batch_gives_what_each_image_gives(models, images, expected, kind):
+    encoded = [classifier.read_image(path) for path in images]
+    model = classifier.load_model(models[kind], 'lenet', num_classes=10)
+    try:
+        batch = model.predict_batch(encoded + encoded[:1])
+        outcomes = classifier.predict_each(model, [encoded[0], b'not an image', encoded[2]])
+    finally:
+        model.close()
+    assert batch.shape == (len(images) + 1, model.output_size) == (4, 10)
+    assert np.abs(batch - np.concatenate([expected, expected[:1]])).max() < TOLERANCE
+    assert [outcome.error is None for outcome in outcomes] == [True, False, True]
+    assert 'Unknown image file format' in outcomes[1].error
+    assert np.abs(outcomes[2].outputs - expected[2]).max() < TOLERANCE
+
+
 def _printed(stdout):
     """{image path: [(probability, name, id), ...]} from the command's output."""
     printed, current = {}, None
@@ -162,6 +178,11 @@ def test_model_kinds_are_recognised(models, tmp_path):
     for kind in KINDS:
         assert classifier.model_kind(models[kind]) == kind
     assert classifier.model_kind(os.path.dirname(models['checkpoint'])) == 'checkpoint'
+    onnx_file = tmp_path / 'model.onnx'
+    onnx_file.write_bytes(b'not really ONNX')
+    assert classifier.model_kind(str(onnx_file)) == 'onnx'
+    with pytest.raises(ValueError, match='is not an ONNX model that ONNX Runtime can run'):
+        classifier.load_model(str(onnx_file), 'lenet')
     with pytest.raises(FileNotFoundError, match='does not exist'):
         classifier.model_kind(str(tmp_path / 'missing.pb'))
 

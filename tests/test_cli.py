@@ -14,7 +14,9 @@ from slim_classifier.training import config
 from tests import training_helpers as helpers
 
 COMMANDS = ('train_image_classifier.py', 'eval_image_classifier.py',
-            'export_inference_graph.py', 'classify_image.py', 'download_and_convert_data.py')
+            'export_inference_graph.py', 'classify_image.py', 'predict_image_classifier.py',
+            'download_and_convert_data.py')
+MODEL_COMMANDS = ('classify_image.py', 'predict_image_classifier.py')
 CPP_LOG_LINE = re.compile(r'^[IWEF]\d{4} |absl::InitializeLog|oneDNN custom operations|cuInit',
                           re.M)
 
@@ -25,7 +27,7 @@ def test_help_lists_the_commands_own_flags_by_group(command):
     assert result.returncode == 0
     text = result.stdout
     assert re.search(r'^Data:$', text, re.M)
-    assert ('--model_path' if command == 'classify_image.py' else '--dataset_dir') in text
+    assert ('--model_path' if command in MODEL_COMMANDS else '--dataset_dir') in text
     assert '--tpu' not in text and '--helpfull' in text  # absl's own flags stay out
     if command == 'train_image_classifier.py':
         for heading in ('Optimizer:', 'Learning rate:', 'Fine-tuning:', 'Distribution:',
@@ -102,7 +104,7 @@ def test_a_bad_flag_value_is_one_line_before_tensorflow_starts(tmp_path):
 
 def test_export_options_are_checked(tmp_path):
     with pytest.raises(ValueError, match="--export_format must be one of graphdef"):
-        ExportConfig(output_file=str(tmp_path / 'x'), export_format='onnx')
+        ExportConfig(output_file=str(tmp_path / 'x'), export_format='coreml')
 
 
 def test_the_commands_are_quiet_by_default(tmp_path):

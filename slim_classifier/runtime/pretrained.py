@@ -100,8 +100,12 @@ def checkpoint_num_classes(checkpoint: str, model_name: str) -> int | None:
     except (checkpoints.CheckpointMismatch, OSError, ValueError):
         return None
     import tensorflow.compat.v1 as tf  # pylint: disable=import-outside-toplevel
+    try:
+        variables = tf.train.list_variables(prefix)
+    except tf.errors.OpError:  # not a checkpoint after all (an export given as one)
+        return None
     head = entry.exclude_scopes[0] + '/'
-    for name, shape in tf.train.list_variables(prefix):
+    for name, shape in variables:
         if name.startswith(head) and name.endswith('/biases') and len(shape) == 1:
             return shape[0]
     return None

@@ -4,15 +4,22 @@
 
 * a SavedModel directory: its `serving_default` signature decodes and
   preprocesses the images itself;
-* a TFLite model (by its file identifier) or a GraphDef file (binary or
-  text): these read preprocessed images on `input`, so the images are decoded
-  and given the preprocessing of `model_name` here, at the size and channels
-  of the model's input;
+* a TFLite model (by its file identifier), a GraphDef file (binary or
+  text) or an ONNX model (a `.onnx` file, run by ONNX Runtime, the optional
+  `onnx` extra): these read preprocessed images on `input`, so the images are
+  decoded and given the preprocessing of `model_name` here, at the size and
+  channels of the model's input; a TFLite model with uint8 or int8 input and
+  output is fed and read through its scale and zero point;
 * a checkpoint file or directory: the net `model_name` is built and its
-  weights restored; the class count is that of the labels.
+  weights restored; the class count is that of the labels. A checkpoint also
+  gives the net's pre-logits features (`features=True`): the output of the net
+  built without logits (`num_classes=0`), e.g. LeNet's `fc3`, CifarNet's
+  `fc4`, VGG's and AlexNet's `fc7`, the final average pool of the Inception,
+  ResNet, MobileNet and NASNet families; exports carry the probabilities only.
 
 Every kind decodes images with `tf.io.decode_image`, as training read them, so
-the probabilities match the evaluation of the same weights.
+the probabilities match the evaluation of the same weights. A model classifies
+a batch of images in one call (`LoadedModel.predict_batch`).
 """
 
 import dataclasses
@@ -23,10 +30,16 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from google.protobuf import message, text_format
 
+from nets import nets_factory
+from slim_classifier.errors import MissingExtraError
 from slim_classifier.runtime import checkpoints
 from slim_classifier.serving import inference, labels
 
 SAVED_MODEL_FILENAMES = ('saved_model.pb', 'saved_model.pbtxt')
+ONNX_SUFFIX = '.onnx'
+ONNX_INSTALL_HINT = 'pip install .[onnx]'
+# The kinds whose nets are built here, so that their pre-logits features can be read.
+FEATURE_KINDS = ('checkpoint',)
 # A TFLite flatbuffer carries this file identifier at bytes 4 to 8.
 _TFLITE_IDENTIFIER = b'TFL3'
 
@@ -36,15 +49,23 @@ class LoadedModel:
     """A model ready to classify encoded images.
 
     Attributes:
-      kind: 'saved_model', 'tflite', 'graphdef' or 'checkpoint'.
+      kind: 'saved_model', 'tflite', 'graphdef', 'onnx' or 'checkpoint'.
       path: what was loaded (for a checkpoint, the checkpoint file).
-      predict: encoded image bytes -> probabilities [num_classes].
+      predict_batch: a list of encoded images -> outputs [images, output_size]
+        (the probabilities, or the features of `load_model(features=True)`).
       close: releases the model's session.
+      output_size: the number of outputs per image (the class count, or the
+        feature dimension).
     """
     kind: str
     path: str
-    predict: Callable[[bytes], np.ndarray]
+    predict_batch: Callable[[list[bytes]], np.ndarray]
     close: Callable[[], None]
+    output_size: int
+
+    def predict(self, encoded: bytes) -> np.ndarray:
+        """The outputs [output_size] of one encoded image."""
+        return self.predict_batch([encoded])[0]
 
 
 def _is_saved_model(path: str) -> bool:
@@ -57,7 +78,10 @@ def _is_checkpoint(path: str) -> bool:
 
 
 def model_kind(path: str) -> str:
-    """'saved_model', 'checkpoint', 'tflite' or 'graphdef', from what is at `path`.
+    """'saved_model', 'checkpoint', 'tflite', 'onnx' or 'graphdef', from what is at `path`.
+
+    An ONNX model is known by its `.onnx` suffix, a TFLite model by its file
+    identifier; any other file is read as a GraphDef.
 
     Raises:
       FileNotFoundError: if nothing is there.
@@ -68,6 +92,8 @@ def model_kind(path: str) -> str:
         return 'checkpoint'
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError("--model_path '%s' does not exist" % path)
+    if path.lower().endswith(ONNX_SUFFIX):
+        return 'onnx'
     with tf.io.gfile.GFile(path, 'rb') as model_file:
         header = model_file.read(8)
     return 'tflite' if header[4:8] == _TFLITE_IDENTIFIER else 'graphdef'
@@ -75,12 +101,12 @@ def model_kind(path: str) -> str:
 
 def load_model(path: str, model_name: str, num_classes: int | None = None,
                preprocessing_name: str | None = None, image_size: int | None = None,
-               use_grayscale: bool = False,
-               moving_average_decay: float | None = None) -> LoadedModel:
-    """Loads an export or a checkpoint for `LoadedModel.predict`.
+               use_grayscale: bool = False, moving_average_decay: float | None = None,
+               features: bool = False) -> LoadedModel:
+    """Loads an export or a checkpoint for `LoadedModel.predict_batch`.
 
     Args:
-      path: a SavedModel directory, a TFLite or GraphDef file, or a
+      path: a SavedModel directory, a TFLite, GraphDef or ONNX file, or a
         checkpoint file or directory.
       model_name: the network; picks the preprocessing of TFLite and GraphDef
         models, and the net of a checkpoint.
@@ -91,22 +117,34 @@ def load_model(path: str, model_name: str, num_classes: int | None = None,
       use_grayscale: a checkpoint's net reads 1-channel images. Exports
         carry their own channel count.
       moving_average_decay: restore a checkpoint's moving averages.
+      features: give the net's pre-logits features instead of the
+        probabilities (a checkpoint only; see the module docstring).
 
     Returns:
       The LoadedModel.
 
     Raises:
       FileNotFoundError: if nothing is at `path`.
-      ValueError: for a file that is no model, an unknown net, or a
-        checkpoint without `num_classes`.
+      ValueError: for a file that is no model, an unknown net, a checkpoint
+        without `num_classes`, or `features` of an export.
+      MissingExtraError: an ONNX model without ONNX Runtime installed.
       CheckpointMismatch: a checkpoint that does not fit the net.
     """
     kind = model_kind(path)
     preprocessing_name = preprocessing_name or model_name
+    if features and kind not in FEATURE_KINDS:
+        raise ValueError('--output_type=features needs a checkpoint or training directory '
+                         "(the net's pre-logits end point); the %s export '%s' gives the "
+                         'probabilities only' % (kind, path))
+    if features:
+        return _load_checkpoint_features(path, model_name, num_classes, preprocessing_name,
+                                         image_size, use_grayscale, moving_average_decay)
     if kind == 'saved_model':
         return _load_saved_model(path)
     if kind == 'tflite':
         return _load_tflite(path, preprocessing_name)
+    if kind == 'onnx':
+        return _load_onnx(path, preprocessing_name)
     if kind == 'graphdef':
         return _load_graph_def(path, preprocessing_name)
     if not num_classes:
@@ -117,10 +155,30 @@ def load_model(path: str, model_name: str, num_classes: int | None = None,
 
 
 def _session_model(kind: str, path: str, session: tf.Session, encoded_images: tf.Tensor,
-                   probabilities: tf.Tensor) -> LoadedModel:
-    def predict(encoded: bytes) -> np.ndarray:
-        return session.run(probabilities, {encoded_images: [encoded]})[0]
-    return LoadedModel(kind, path, predict, session.close)
+                   outputs: tf.Tensor, one_at_a_time: bool = False) -> LoadedModel:
+    def predict_batch(encoded: list[bytes]) -> np.ndarray:
+        if one_at_a_time:
+            return np.concatenate([session.run(outputs, {encoded_images: [one]})
+                                   for one in encoded])
+        return session.run(outputs, {encoded_images: list(encoded)})
+    return LoadedModel(kind, path, predict_batch, session.close, int(outputs.shape[-1]))
+
+
+def _preprocessing_session(preprocessing_name: str, size: int, channels: int
+                           ) -> tuple[Callable[[list[bytes]], np.ndarray], tf.Session]:
+    """(encoded images -> the preprocessed images a model of `size` and `channels` reads,
+    the session to close)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        encoded_images = tf.placeholder(tf.string, [None])
+        images = inference.decode_and_preprocess(
+            encoded_images, preprocessing_name, size,
+            use_grayscale=channels == inference.GRAYSCALE_CHANNELS)
+    session = tf.Session(graph=graph)
+
+    def preprocess(encoded: list[bytes]) -> np.ndarray:
+        return session.run(images, {encoded_images: list(encoded)})
+    return preprocess, session
 
 
 def _load_saved_model(path: str) -> LoadedModel:
@@ -186,7 +244,7 @@ def _check_frozen(graph_def: tf.GraphDef, path: str) -> None:
 
 def _load_graph_def(path: str, preprocessing_name: str) -> LoadedModel:
     graph_def = _read_graph_def(path)
-    _, size, _, channels = _graph_input_shape(graph_def, path)
+    batch_size, size, _, channels = _graph_input_shape(graph_def, path)
     _check_output(graph_def, path)
     _check_frozen(graph_def, path)
     graph = tf.Graph()
@@ -198,31 +256,89 @@ def _load_graph_def(path: str, preprocessing_name: str) -> LoadedModel:
         probabilities, = tf.import_graph_def(
             graph_def, input_map={inference.INPUT_NAME: images},
             return_elements=[inference.OUTPUT_NAME + ':0'], name='model')
+    # A graph exported with --batch_size=1 reads its images one at a time.
     return _session_model('graphdef', path, tf.Session(graph=graph), encoded_images,
-                          probabilities)
+                          probabilities, one_at_a_time=batch_size == 1)
 
 
 def _load_tflite(path: str, preprocessing_name: str) -> LoadedModel:
     interpreter = tf.lite.Interpreter(model_path=path)
     input_detail = interpreter.get_input_details()[0]
+    output_detail = interpreter.get_output_details()[0]
     _, size, _, channels = input_detail['shape']
+    # A model exported for any batch size takes a batch at once; one of fixed
+    # batch size takes its images one at a time.
+    resizable = input_detail['shape_signature'][0] == -1
     interpreter.allocate_tensors()
-    graph = tf.Graph()
-    with graph.as_default():
-        encoded_images = tf.placeholder(tf.string, [1])
-        images = inference.decode_and_preprocess(
-            encoded_images, preprocessing_name, int(size),
-            use_grayscale=channels == inference.GRAYSCALE_CHANNELS)
-    session = tf.Session(graph=graph)
-    output_index = interpreter.get_output_details()[0]['index']
+    preprocess, session = _preprocessing_session(preprocessing_name, int(size), int(channels))
+    input_index = input_detail['index']
 
-    def predict(encoded: bytes) -> np.ndarray:
-        interpreter.set_tensor(input_detail['index'],
-                               session.run(images, {encoded_images: [encoded]}))
+    def invoke(images: np.ndarray) -> np.ndarray:
+        if tuple(interpreter.get_input_details()[0]['shape']) != images.shape:
+            interpreter.resize_tensor_input(input_index, images.shape)
+            interpreter.allocate_tensors()
+        interpreter.set_tensor(input_index, _stored(images, input_detail))
         interpreter.invoke()
-        return interpreter.get_tensor(output_index)[0]
+        return _real(interpreter.get_tensor(output_detail['index']), output_detail)
 
-    return LoadedModel('tflite', path, predict, session.close)
+    def predict_batch(encoded: list[bytes]) -> np.ndarray:
+        images = preprocess(encoded)
+        if resizable:
+            return invoke(images)
+        return np.concatenate([invoke(image[np.newaxis]) for image in images])
+
+    return LoadedModel('tflite', path, predict_batch, session.close,
+                       int(output_detail['shape'][-1]))
+
+
+def _stored(values: np.ndarray, detail: dict) -> np.ndarray:
+    """Real values as a TFLite tensor stores them: quantized for an integer tensor."""
+    dtype = np.dtype(detail['dtype'])
+    if dtype.kind == 'f':
+        return values.astype(dtype)
+    scale, zero_point = detail['quantization']
+    limits = np.iinfo(dtype)
+    return np.clip(np.round(values / scale) + zero_point, limits.min, limits.max).astype(dtype)
+
+
+def _real(values: np.ndarray, detail: dict) -> np.ndarray:
+    """The real values of a TFLite tensor: dequantized for an integer tensor."""
+    if np.dtype(detail['dtype']).kind == 'f':
+        return values.astype(np.float32)
+    scale, zero_point = detail['quantization']
+    return (values.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+def _load_onnx(path: str, preprocessing_name: str) -> LoadedModel:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingExtraError("'%s' is an ONNX model: running it needs the optional 'onnx' "
+                                'extra (onnxruntime is not installed): %s'
+                                % (path, ONNX_INSTALL_HINT)) from None
+    try:
+        runtime = onnxruntime.InferenceSession(
+            path, providers=onnxruntime.get_available_providers())
+    # ONNX Runtime's load failures share no base class a caller can name.
+    except Exception as error:  # pylint: disable=broad-except
+        reason = ' '.join(str(error).split()) or type(error).__name__
+        raise ValueError("'%s' is not an ONNX model that ONNX Runtime can run: %s"
+                         % (path, reason)) from None
+    model_input = runtime.get_inputs()[0]
+    outputs = runtime.get_outputs()
+    output = next((candidate for candidate in outputs
+                   if candidate.name.split(':')[0] == inference.OUTPUT_NAME), outputs[0])
+    shape = model_input.shape
+    if len(shape) != 4 or not all(isinstance(dim, int) and dim > 0 for dim in shape[1:]):
+        raise ValueError("ONNX model '%s' reads %s %s; expected images [batch, height, width, "
+                         'channels] of known size: export it with export_inference_graph.py'
+                         % (path, model_input.name, shape))
+    preprocess, session = _preprocessing_session(preprocessing_name, shape[1], shape[3])
+
+    def predict_batch(encoded: list[bytes]) -> np.ndarray:
+        return runtime.run([output.name], {model_input.name: preprocess(encoded)})[0]
+
+    return LoadedModel('onnx', path, predict_batch, session.close, int(output.shape[-1]))
 
 
 def _load_checkpoint(path: str, model_name: str, num_classes: int, preprocessing_name: str,
@@ -242,6 +358,37 @@ def _load_checkpoint(path: str, model_name: str, num_classes: int, preprocessing
         raise
     return _session_model('checkpoint', checkpoint, session, model.encoded_images,
                           model.encoded_probabilities)
+
+
+def _load_checkpoint_features(path: str, model_name: str, num_classes: int | None,
+                              preprocessing_name: str, image_size: int | None,
+                              use_grayscale: bool,
+                              moving_average_decay: float | None) -> LoadedModel:
+    """The net without its logits layer, restored: its output is the pre-logits features."""
+    graph = tf.Graph()
+    with graph.as_default():
+        network_fn = nets_factory.get_network_fn(model_name, 0)
+        encoded_images = tf.placeholder(tf.string, [None])
+        images = inference.decode_and_preprocess(
+            encoded_images, preprocessing_name, image_size or network_fn.default_image_size,
+            use_grayscale)
+        channels = inference.input_channels(model_name, use_grayscale)
+        if images.shape[-1] != channels:
+            raise ValueError("preprocessing '%s' gives %d-channel images but %s reads %d; set "
+                             '--use_grayscale or choose another preprocessing'
+                             % (preprocessing_name, images.shape[-1], model_name, channels))
+        features, _ = network_fn(images)
+        # Most nets give [batch, 1, 1, channels] after their final pool.
+        features = tf.reshape(features, [-1, int(np.prod(features.shape[1:]))])
+        restorer = checkpoints.CheckpointRestorer(model_name, num_classes or 0,
+                                                  moving_average_decay)
+    session = tf.Session(graph=graph)
+    try:
+        checkpoint = restorer.restore(session, path)
+    except BaseException:
+        session.close()
+        raise
+    return _session_model('checkpoint', checkpoint, session, encoded_images, features)
 
 
 def default_labels_file(path: str) -> str:
@@ -274,6 +421,45 @@ def top_k(probabilities: np.ndarray, class_names: list[str] | None, k: int
                        float(probabilities[index])) for index in order]
 
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a model made of one image: its outputs, or why it could not read it."""
+    outputs: np.ndarray | None = None
+    error: str | None = None
+
+
+def predict_each(model: LoadedModel, encoded_images: list[bytes]) -> list[Outcome]:
+    """The outcome of each image: one model call, or one per image if some cannot be read.
+
+    An image TensorFlow cannot decode fails the whole batch, so the batch is
+    then run image by image to tell which.
+    """
+    try:
+        return [Outcome(outputs) for outputs in model.predict_batch(encoded_images)]
+    except tf.errors.InvalidArgumentError as error:
+        if len(encoded_images) == 1:
+            return [Outcome(error=_reason(error))]
+    outcomes = []
+    for encoded in encoded_images:
+        try:
+            outcomes.append(Outcome(model.predict(encoded)))
+        except tf.errors.InvalidArgumentError as error:
+            outcomes.append(Outcome(error=_reason(error)))
+    return outcomes
+
+
+def read_image(image_path: str) -> bytes:
+    """The bytes of an image file.
+
+    Raises:
+      FileNotFoundError: if the file does not exist.
+    """
+    if not tf.io.gfile.exists(image_path):
+        raise FileNotFoundError("image '%s' does not exist" % image_path)
+    with tf.io.gfile.GFile(image_path, 'rb') as image_file:
+        return image_file.read()
+
+
 def classify_file(model: LoadedModel, image_path: str) -> np.ndarray:
     """The probabilities of one image file.
 
@@ -281,10 +467,7 @@ def classify_file(model: LoadedModel, image_path: str) -> np.ndarray:
       FileNotFoundError: if the file does not exist.
       ValueError: if it is not an image TensorFlow decodes.
     """
-    if not tf.io.gfile.exists(image_path):
-        raise FileNotFoundError("image '%s' does not exist" % image_path)
-    with tf.io.gfile.GFile(image_path, 'rb') as image_file:
-        encoded = image_file.read()
+    encoded = read_image(image_path)
     try:
         return model.predict(encoded)
     except tf.errors.InvalidArgumentError as error:
