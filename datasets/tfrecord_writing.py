@@ -35,6 +35,7 @@ from datasets import dataset_format, dataset_lock
 from datasets.image_preparation import EncodedImage
 from datasets.progress import ProgressFn, ignore_progress
 from slim_classifier.errors import UserError
+from slim_classifier.runtime import files
 
 PARTIAL_SUFFIX = '.partial'
 
@@ -408,11 +409,17 @@ def start_conversion(dataset_dir: str, name: str) -> None:
 
 
 def _remove_own_files(dataset_dir: str, name: str) -> None:
-    """Removes dataset_info.json, then the report, then every shard of `name`."""
-    for metadata in (dataset_format.INFO_FILENAME, dataset_format.REPORT_FILENAME):
+    """Removes dataset_info.json, then the report, then every shard of `name`.
+
+    The temporaries of an interrupted write of the metadata files go too.
+    """
+    metadata_files = (dataset_format.INFO_FILENAME, dataset_format.REPORT_FILENAME,
+                      dataset_format.LABELS_FILENAME)
+    for metadata in metadata_files[:2]:
         path = os.path.join(dataset_dir, metadata)
         if os.path.lexists(path):
             os.remove(path)
+    files.remove_stale_temporaries(dataset_dir, metadata_files)
     # Only this dataset's own shard names: converting 'pets' leaves 'pets_small_*' alone.
     own_shard = re.compile(re.escape(name) + r'_[A-Za-z]+_\d+-of-\d+\.tfrecord(%s)?'
                            % re.escape(PARTIAL_SUFFIX))

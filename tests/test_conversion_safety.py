@@ -312,6 +312,20 @@ def test_a_link_planted_at_a_temporary_shard_name_is_never_written_through(
     assert os.readlink(partial) == str(users_file)
 
 
+def test_the_temporaries_of_an_interrupted_metadata_write_are_removed(two_classes, tmp_path):
+    dataset_dir = tmp_path / 'out'
+    dataset_dir.mkdir()
+    # What a converter killed inside write_atomically leaves, beside a user's look-alike.
+    stale = [dataset_dir / '.labels.txt.tmp-320e2493',
+             dataset_dir / '.dataset_info.json.tmp-0a1b2c3d']
+    for path in stale:
+        path.write_text('half')
+    (dataset_dir / '.labels.txt.tmp-mine').write_text('mine')
+    convert_image_folder(two_classes, str(dataset_dir), 'pets', num_shards=1)
+    assert not any(path.exists() for path in stale)
+    assert (dataset_dir / '.labels.txt.tmp-mine').read_text() == 'mine'
+
+
 def test_a_lock_name_taken_by_a_link_is_refused_and_kept(tmp_path):
     users_file = tmp_path / 'precious.txt'
     users_file.write_text('mine')

@@ -45,8 +45,11 @@ def test_the_leftovers_of_an_interrupted_save_are_removed(digits_dir, tmp_path):
     leftover.parent.mkdir()
     leftover.write_bytes(b'half a save')
     (tmp_path / 'notes_temp.txt').write_text('mine')
+    # A run configuration whose atomic write was interrupted.
+    (tmp_path / '.train_config.json.tmp-5e1f00aa').write_text('{"opt')
     trainer.train(helpers.lenet_config(tmp_path, digits_dir, max_number_of_steps=2))
     assert not leftover.parent.exists()
+    assert not (tmp_path / '.train_config.json.tmp-5e1f00aa').exists()
     assert (tmp_path / 'notes_temp.txt').read_text() == 'mine'
 
 

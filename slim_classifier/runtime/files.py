@@ -21,9 +21,10 @@ No TensorFlow is imported here. Local paths only.
 import contextlib
 import errno
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from slim_classifier.errors import DiskFullError
 
@@ -63,6 +64,23 @@ def _temporary_sibling(path: str) -> str:
     """A unique name in the directory of `path`, so that the final rename stays atomic."""
     directory, name = os.path.split(os.path.abspath(path))
     return os.path.join(directory, '.%s.tmp-%s' % (name, uuid.uuid4().hex[:8]))
+
+
+def remove_stale_temporaries(directory: str, names: Iterable[str]) -> list[str]:
+    """Removes what an interrupted `write_atomically` of each of `names` left in `directory`.
+
+    Only our own temporary names (`.<name>.tmp-<8 hex digits>`) are removed,
+    never a file through a link. Returns the paths removed.
+    """
+    removed = []
+    for name in names:
+        pattern = re.compile(r'\.%s\.tmp-[0-9a-f]{8}' % re.escape(name))
+        for entry in os.listdir(directory):
+            path = os.path.join(directory, entry)
+            if pattern.fullmatch(entry) and not os.path.isdir(path):
+                os.remove(path)
+                removed.append(path)
+    return removed
 
 
 def fsync_directory(directory: str) -> None:

@@ -30,7 +30,7 @@ import os
 import tensorflow.compat.v1 as tf
 
 from slim_classifier.errors import TrainingError
-from slim_classifier.runtime import checkpoints, run_config, session_config
+from slim_classifier.runtime import checkpoints, files, run_config, session_config
 from slim_classifier.training import cluster, sessions
 from slim_classifier.training.config import TrainConfig
 from slim_classifier.training.graph import build_training_graph
@@ -93,6 +93,7 @@ def _prepare_train_dir(train_dir: str) -> None:
         raise TrainingError('--train_dir %s cannot be written (%s); choose a directory this '
                             'user can write' % (train_dir, error.strerror or error)) from None
     checkpoints.remove_save_leftovers(train_dir)
+    files.remove_stale_temporaries(train_dir, (run_config.RUN_CONFIG_FILENAME,))
 
 
 def _remove_unfinished_run(train_dir: str) -> None:
