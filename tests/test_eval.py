@@ -4,6 +4,7 @@ import glob
 import io
 import json
 import os
+import shutil
 import threading
 
 import numpy as np
@@ -122,6 +123,41 @@ def test_every_example_is_counted_once_with_a_partial_last_batch(trained, digits
     assert results['num_examples'] == split_size
     assert np.sum(results['confusion_matrix']) == split_size
     assert sum(row['support'] for row in results['per_class']) == split_size
+
+
+def _sharded_copy(digits_dir, directory, shards):
+    """The digits dataset with its test split cut into `shards` shards, in record order."""
+    directory.mkdir()
+    for name in ('dataset_info.json', 'labels.txt'):
+        shutil.copy(os.path.join(digits_dir, name), directory)
+    shutil.copy(glob.glob(os.path.join(digits_dir, 'digits_train_*.tfrecord'))[0], directory)
+    records = [record.numpy() for record in tf.data.TFRecordDataset(
+        glob.glob(os.path.join(digits_dir, 'digits_test_*.tfrecord')))]
+    for shard, part in enumerate(np.array_split(np.arange(len(records)), shards)):
+        path = directory / ('digits_test_%05d-of-%05d.tfrecord' % (shard, shards))
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for index in part:
+                writer.write(records[index])
+    return str(directory)
+
+
+def test_a_pass_in_record_order_gives_each_records_prediction(trained, digits_dir, test_split,
+                                                             tmp_path):
+    # Shards read in parallel would interleave; in record order they follow one another.
+    images, labels = test_split
+    sharded = _sharded_copy(digits_dir, tmp_path / 'sharded', shards=3)
+    config = _config(trained, sharded, tmp_path, num_readers=4)
+    with evaluator.Evaluator(config, in_record_order=True) as ordered:
+        measured = ordered.measure(trained)
+    assert measured.labels.tolist() == labels.tolist()
+    assert measured.predictions.tolist() == _logits(trained, images).argmax(1).tolist()
+    assert measured.results['confusion_matrix'] == measured.confusion.tolist()
+    assert not (tmp_path / evaluator.METRICS_FILENAME).exists(), 'measure writes nothing'
+
+
+def test_checkpoint_path_defaults_to_the_originals_unless_an_export_is_named():
+    assert evaluator.EvalConfig(dataset_dir='/d').checkpoint_path == '/tmp/tfmodel/'
+    assert evaluator.EvalConfig(dataset_dir='/d', model_path='m.tflite').checkpoint_path is None
 
 
 def test_max_num_batches_stops_early(trained, digits_dir, tmp_path):

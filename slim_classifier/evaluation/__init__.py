@@ -1,9 +1,8 @@
-"""Evaluation, export and classification of trained image classifiers.
+"""Evaluation of trained image classifiers (eval_image_classifier.py).
 
-* `evaluator`: one pass over a dataset split -> metrics.json, a confusion
-  matrix image and TensorBoard summaries (eval_image_classifier.py);
-* `exporter`: a frozen GraphDef, a SavedModel or a TFLite model
-  (export_inference_graph.py);
-* `classifier`: the top classes of image files from any of those, or from a
-  checkpoint (classify_image.py).
+* `evaluator`: one exact pass of a checkpoint over a dataset split ->
+  metrics.json, a confusion matrix image and TensorBoard summaries;
+* `export_evaluation`: the same pass for an export (frozen graph,
+  SavedModel, TFLite, ONNX), and its difference from the checkpoint;
+* `metrics`, `confusion_image`: the figures and the picture.
 """

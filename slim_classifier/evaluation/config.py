@@ -1,6 +1,8 @@
 """The configuration of one evaluation: every option once, with its flag's help and check.
 
-No TensorFlow is imported here, so that `--help` answers at once.
+An evaluation reads a checkpoint (`checkpoint_path`) or an export (`model_path`);
+an export given with a checkpoint is compared with it. No TensorFlow is
+imported here, so that `--help` answers at once.
 """
 
 import dataclasses
@@ -9,14 +11,28 @@ from typing import Any
 from slim_classifier.runtime.options import (AT_LEAST_ZERO, POSITIVE, DataOptions, ModelOptions,
                                              PerformanceOptions, ReaderOptions, option, validate)
 
+# The original evaluator's checkpoint_path, evaluated when neither model is named.
+DEFAULT_CHECKPOINT_PATH = '/tmp/tfmodel/'
+
 
 @dataclasses.dataclass(kw_only=True)
 class EvalConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions):
-    """Everything one evaluation needs; the defaults are the original evaluator's."""
-    checkpoint_path: str = option(
-        '/tmp/tfmodel/', 'A checkpoint file, or a directory whose latest checkpoint is '
-        'evaluated; a training directory also gives the defaults of the model and data '
-        'options (from its train_config.json).', 'model')
+    """Everything one evaluation needs; the defaults are the original evaluator's.
+
+    Without `model_path`, `checkpoint_path` (by default the original's
+    /tmp/tfmodel/) is evaluated. With it, the export is evaluated, and
+    `checkpoint_path`, if set, too, for the comparison of the two.
+    """
+    checkpoint_path: str | None = option(
+        None, 'A checkpoint file, or a directory whose latest checkpoint is evaluated; a '
+        'training directory also gives the defaults of the model and data options (from its '
+        'train_config.json). With --model_path: the checkpoint the export is compared with '
+        '(accuracy drop, predictions changed). Default: %s without --model_path.'
+        % DEFAULT_CHECKPOINT_PATH, 'model')
+    model_path: str | None = option(
+        None, "An export to evaluate instead of a checkpoint: a frozen GraphDef (.pb/.pbtxt), "
+        'a SavedModel directory, a .tflite (float or quantized) or an .onnx file; its '
+        'metadata gives the defaults of the model options.', 'model')
     eval_dir: str = option('/tmp/tfmodel/', 'Where metrics.json, the confusion matrix and the '
                            'event logs go.', 'output')
     dataset_split_name: str | None = option(
@@ -41,3 +57,9 @@ class EvalConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions):
 
     def __post_init__(self):
         validate(self)
+        if self.model_path is None and self.checkpoint_path is None:
+            self.checkpoint_path = DEFAULT_CHECKPOINT_PATH
+        if self.model_path is not None and self.eval_interval_secs:
+            raise ValueError('--eval_interval_secs watches a checkpoint directory for new '
+                             'checkpoints; an export (--model_path=%s) is evaluated once: '
+                             'drop one of them' % self.model_path)
