@@ -20,7 +20,8 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from slim_classifier.evaluation import evaluator
-from slim_classifier.serving import classifier, exporter, metadata, prediction
+from slim_classifier.serving import (classifier, exporter, image_sources, metadata, prediction,
+                                     prediction_files)
 from slim_classifier.serving.config import PredictOptions
 from slim_classifier.training import trainer
 from tests import training_helpers as helpers
@@ -290,33 +291,33 @@ def test_an_interrupted_run_leaves_no_output(models, tmp_path):
 def test_outputs_replace_only_files_of_this_command(tmp_path):
     mine = tmp_path / 'mine.csv'
     mine.write_text('path,error,class_1,name_1,probability_1\na.png,,3,3,0.9\n')
-    assert prediction.check_output(str(mine)) == '.csv'
+    assert prediction_files.check_output(str(mine)) == '.csv'
     jsonl = tmp_path / 'mine.jsonl'
     jsonl.write_text('{"path": "a.png", "error": null, "top_k": []}\n')
-    assert prediction.check_output(str(jsonl)) == '.jsonl'
+    assert prediction_files.check_output(str(jsonl)) == '.jsonl'
     theirs = tmp_path / 'theirs.csv'
     theirs.write_text('name,score\n')
     with pytest.raises(FileExistsError, match='theirs.csv exists and is not a file of '
                                               'predict_image_classifier.py'):
-        prediction.check_output(str(theirs))
+        prediction_files.check_output(str(theirs))
     assert theirs.read_text() == 'name,score\n'
     (tmp_path / 'folder.csv').mkdir()
     with pytest.raises(IsADirectoryError, match='folder.csv is a directory'):
-        prediction.check_output(str(tmp_path / 'folder.csv'))
+        prediction_files.check_output(str(tmp_path / 'folder.csv'))
     with pytest.raises(ValueError, match=r"--output must end in \.csv or \.jsonl; got 'a.txt'"):
-        prediction.check_output('a.txt')
+        prediction_files.check_output('a.txt')
 
 
 def test_an_output_that_fails_leaves_the_previous_file(tmp_path):
     output = tmp_path / 'rows.csv'
     output.write_text('path,error\nold.png,\n')
     with pytest.raises(RuntimeError):
-        with prediction.AtomicOutput(str(output)) as stream:
+        with prediction_files.AtomicOutput(str(output)) as stream:
             stream.write('path,error\nnew.png,\n')
             raise RuntimeError('interrupted')
     assert output.read_text() == 'path,error\nold.png,\n'
     assert os.listdir(tmp_path) == ['rows.csv']
-    with prediction.AtomicOutput(str(output)) as stream:
+    with prediction_files.AtomicOutput(str(output)) as stream:
         stream.write('path,error\nnew.png,\n')
     assert output.read_text() == 'path,error\nnew.png,\n'
     assert os.listdir(tmp_path) == ['rows.csv']
@@ -326,18 +327,18 @@ def test_inputs_as_a_directory_and_a_glob(tmp_path):
     (tmp_path / 'a').mkdir()
     for name in ('a/1.png', 'a/2.jpg', 'b.png', '.hidden.png'):
         (tmp_path / name).write_bytes(b'')
-    paths = prediction.image_paths(str(tmp_path / '**' / '*.png'))
+    paths = image_sources.image_paths(str(tmp_path / '**' / '*.png'))
     assert sorted(paths()) == [str(tmp_path / 'a' / '1.png'), str(tmp_path / 'b.png')]
     assert sorted(paths()) == sorted(paths()), 'listed afresh on each call'
-    assert list(prediction.image_paths(str(tmp_path), exclude=(str(tmp_path / 'b.png'),))()) == [
+    assert list(image_sources.image_paths(str(tmp_path), exclude=(str(tmp_path / 'b.png'),))()) == [
         str(tmp_path / 'a' / '1.png'), str(tmp_path / 'a' / '2.jpg')]
     with pytest.raises(FileNotFoundError, match='no file matches it'):
-        prediction.image_paths(str(tmp_path / '*.gif'))
+        image_sources.image_paths(str(tmp_path / '*.gif'))
     with pytest.raises(FileNotFoundError, match="the list file '.*missing.txt' does not exist"):
-        prediction.image_paths('@' + str(tmp_path / 'missing.txt'))
+        image_sources.image_paths('@' + str(tmp_path / 'missing.txt'))
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match='holds no file to predict'):
-        prediction.file_source(str(tmp_path / 'empty'))
+        image_sources.file_source(str(tmp_path / 'empty'))
 
 
 def test_options_need_one_source_of_images():

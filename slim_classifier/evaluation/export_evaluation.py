@@ -31,7 +31,7 @@ from slim_classifier.evaluation.config import EvalConfig
 from slim_classifier.evaluation.evaluator import (TOP_K, EvaluationError, Evaluator, Measurement,
                                                   ResultWriter, joined_batches, output_classes,
                                                   with_eval_split)
-from slim_classifier.serving import classifier, inference, metadata, prediction
+from slim_classifier.serving import classifier, image_sources, inference, metadata
 from slim_classifier.serving.metadata import ExportMetadata
 
 log = logging.getLogger('eval')
@@ -196,7 +196,7 @@ def export_pass(model: classifier.LoadedModel, config: EvalConfig,
     """
     num_classes = len(class_names)
     top_k = min(TOP_K, num_classes)
-    source = prediction.record_source(config.dataset_name, config.dataset_split_name,
+    source = image_sources.record_source(config.dataset_name, config.dataset_split_name,
                                       config.dataset_dir, config.labels_offset)
     expected = math.ceil(source.total / config.batch_size)
     expected = min(expected, config.max_num_batches or expected)
@@ -204,7 +204,7 @@ def export_pass(model: classifier.LoadedModel, config: EvalConfig,
     confusion = np.zeros([num_classes, num_classes], np.int64)
     top_k_hits = 0
     labels, predictions = [], []
-    read = prediction.prefetched(prediction.batches(source.items(), config.batch_size))
+    read = image_sources.prefetched(image_sources.batches(source.items(), config.batch_size))
     with contextlib.closing(read):
         for number, batch in enumerate(itertools.islice(read, expected), 1):
             probabilities = _probabilities(model, batch, config)
@@ -230,7 +230,7 @@ def _confusion_counts(labels: np.ndarray, predictions: np.ndarray, config: EvalC
                               % (error, config.dataset_name, config.dataset_split_name)) from None
 
 
-def _probabilities(model: classifier.LoadedModel, batch: list[prediction.ImageItem],
+def _probabilities(model: classifier.LoadedModel, batch: list[image_sources.ImageItem],
                    config: EvalConfig) -> np.ndarray:
     """[batch, classes] of the records of `batch`.
 
