@@ -34,9 +34,11 @@ def test_help_lists_the_commands_own_flags_by_group(command):
                         'Performance:'):
             assert heading in text
         flat = ' '.join(text.split())
-        assert 'One of: adadelta, adagrad, adam, ftrl, momentum, rmsprop, sgd.' in flat
+        assert ('One of: adadelta, adagrad, adam, adamax, adamw, ftrl, momentum, nadam, nadamax, '
+                'rmsprop, sgd.') in flat
         assert re.search(r'--adam_beta1 Decay of the 1st moment estimates; read by '
-                         r'--optimizer=adam\. Default: 0\.9\.', flat)
+                         r'--optimizer=adam, adamax, adamw, nadam, nadamax\. Default: 0\.9\.',
+                         flat)
         assert 'Registered: alexnet_v2, cifarnet,' in flat
 
 
@@ -84,8 +86,8 @@ def test_optimizer_table_drives_the_choices_and_what_each_reads():
     (dict(adam_beta1=1.0), '--adam_beta1 must be in [0, 1); got 1.0'),
     (dict(learning_rate_decay_factor=0.0), '--learning_rate_decay_factor must be > 0'),
     (dict(train_image_size=0), '--train_image_size must be > 0 and finite; got 0'),
-    (dict(optimizer='adamz'), "--optimizer must be one of adadelta, adagrad, adam, ftrl, "
-                              "momentum, rmsprop, sgd; got 'adamz'"),
+    (dict(optimizer='adamz'), "--optimizer must be one of adadelta, adagrad, adam, adamax, "
+                              "adamw, ftrl, momentum, nadam, nadamax, rmsprop, sgd; got 'adamz'"),
     (dict(dataset_dir=None), '--dataset_dir is required'),
 ])
 def test_bad_training_options_name_the_flag(overrides, message):

@@ -12,7 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from slim_classifier.runtime.options import (AT_LEAST_ZERO, FINITE, POSITIVE, UNIT_OPEN,
-                                             UNIT_RIGHT_OPEN, DataOptions, ModelOptions,
+                                             UNIT_RIGHT_OPEN, Check, DataOptions, ModelOptions,
                                              PerformanceOptions, ReaderOptions, option, validate)
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ class OptimizerSpec:
     class_name: str
     reads: dict[str, str]
     name: str | None = None  # the optimizer's variable-scope name, where the original set one
+    # Decays the weights itself (decoupled weight decay): the nets' L2 losses are left out.
+    decoupled_weight_decay: bool = False
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
@@ -34,17 +36,31 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         'adagrad_initial_accumulator_value': 'initial_accumulator_value'}),
     'adam': OptimizerSpec('AdamOptimizer', {'adam_beta1': 'beta1', 'adam_beta2': 'beta2',
                                             'opt_epsilon': 'epsilon'}),
+    # adamax, adamw, nadam and nadamax are not in tf.compat.v1.train: they are written in
+    # slim_classifier/training/optimization.py.
+    'adamax': OptimizerSpec('AdaMaxOptimizer', {'adam_beta1': 'beta1', 'adam_beta2': 'beta2',
+                                                'opt_epsilon': 'epsilon'}),
+    'adamw': OptimizerSpec('AdamWOptimizer', {'adam_beta1': 'beta1', 'adam_beta2': 'beta2',
+                                              'opt_epsilon': 'epsilon',
+                                              'adamw_weight_decay': 'weight_decay'},
+                           decoupled_weight_decay=True),
     'ftrl': OptimizerSpec('FtrlOptimizer', {
         'ftrl_learning_rate_power': 'learning_rate_power',
         'ftrl_initial_accumulator_value': 'initial_accumulator_value',
         'ftrl_l1': 'l1_regularization_strength', 'ftrl_l2': 'l2_regularization_strength'}),
-    'momentum': OptimizerSpec('MomentumOptimizer', {'momentum': 'momentum'}, name='Momentum'),
+    'momentum': OptimizerSpec('MomentumOptimizer', {'momentum': 'momentum',
+                                                    'use_nesterov': 'use_nesterov'},
+                              name='Momentum'),
+    'nadam': OptimizerSpec('NadamOptimizer', {'adam_beta1': 'beta1', 'adam_beta2': 'beta2',
+                                              'opt_epsilon': 'epsilon'}),
+    'nadamax': OptimizerSpec('NadamaxOptimizer', {'adam_beta1': 'beta1', 'adam_beta2': 'beta2',
+                                                  'opt_epsilon': 'epsilon'}),
     'rmsprop': OptimizerSpec('RMSPropOptimizer', {'rmsprop_decay': 'decay',
                                                   'rmsprop_momentum': 'momentum',
                                                   'opt_epsilon': 'epsilon'}),
     'sgd': OptimizerSpec('GradientDescentOptimizer', {}),
 }
-LEARNING_RATE_SCHEDULES = ('fixed', 'exponential', 'polynomial', 'cosine')
+LEARNING_RATE_SCHEDULES = ('fixed', 'exponential', 'polynomial', 'cosine', 'piecewise')
 JOB_NAMES = ('ps', 'worker')  # the values of --job_name
 
 
@@ -151,6 +167,120 @@ class DistributionOptions:
                                                 'distribution', flag=False)
 
 
+# --- Imbalance and augmentation (issue 16) ------------------------------------------------------
+
+# RandAugment's magnitude scale, that of its paper: 30 is the strongest.
+RAND_AUGMENT_MAX_MAGNITUDE = 30.0
+
+
+def parse_rand_augment(value: str) -> tuple[int, float]:
+    """(N, M) of a --rand_augment value 'N,M'.
+
+    Raises:
+      ValueError: if it is not N >= 0 operations and a magnitude M in [0, 30].
+    """
+    parts = value.split(',') if isinstance(value, str) else []
+    if len(parts) != 2:
+        raise ValueError('--rand_augment must be N,M; got %r' % (value,))
+    num_ops, magnitude = int(parts[0]), float(parts[1])
+    if num_ops < 0 or not 0 <= magnitude <= RAND_AUGMENT_MAX_MAGNITUDE:
+        raise ValueError('--rand_augment must have N >= 0 and M in [0, %g]; got %r'
+                         % (RAND_AUGMENT_MAX_MAGNITUDE, value))
+    return num_ops, magnitude
+
+
+def _is_rand_augment(value) -> bool:
+    try:
+        parse_rand_augment(value)
+    except ValueError:
+        return False
+    return True
+
+
+RAND_AUGMENT = Check(_is_rand_augment, 'be N,M: N >= 0 operations per image and a magnitude M '
+                     'in [0, 30]')
+UNIT_CLOSED = Check(lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, 'be in [0, 1]')
+CLASS_WEIGHTS = Check(lambda v: isinstance(v, str) and v.strip() != '',
+                      'be auto or the path of a weights file')
+
+
+@dataclasses.dataclass(kw_only=True)
+class ImbalanceAugmentationOptions:
+    """Class-weighted losses, balanced sampling and augmentations; all off by default."""
+    class_weights: str | None = option(
+        None, 'Weigh each example of the loss by its class: auto for inverse class frequency '
+        "(from the dataset's conversion report, else by counting the labels of the split), or "
+        'a file of one weight per line for every class in order, or of `name: weight` lines '
+        '(classes not named weigh 1).', 'augmentation and class balance', check=CLASS_WEIGHTS)
+    balanced_sampling: bool = option(
+        False, 'Draw the training examples evenly over the classes (rejection resampling in '
+        'the input pipeline).', 'augmentation and class balance')
+    rand_augment: str | None = option(
+        None, 'N,M: RandAugment, N operations drawn per image at magnitude M of 30 (e.g. '
+        '2,9), before the preprocessing.', 'augmentation and class balance',
+        check=RAND_AUGMENT)
+    mixup_alpha: float = option(
+        0.0, 'Mixup: blend each batch with its mirror image, weights from Beta(alpha, alpha); '
+        'the labels become soft. 0 is off.', 'augmentation and class balance',
+        check=AT_LEAST_ZERO)
+    cutmix_alpha: float = option(
+        0.0, 'CutMix: paste a box of the mirrored batch, its area from Beta(alpha, alpha); the '
+        'labels become soft. 0 is off; with --mixup_alpha each batch takes one of the two.',
+        'augmentation and class balance', check=AT_LEAST_ZERO)
+    random_erasing_prob: float = option(
+        0.0, 'Probability that a training image has a random rectangle replaced by noise, '
+        'after the preprocessing.', 'augmentation and class balance', check=UNIT_CLOSED)
+
+    def augmentation_values(self) -> dict[str, float]:
+        """The arguments of `preprocessing.augmentation.Augmentation` for these options."""
+        num_ops, magnitude = (parse_rand_augment(self.rand_augment) if self.rand_augment
+                              else (0, 0.0))
+        return {'rand_augment_ops': num_ops, 'rand_augment_magnitude': magnitude,
+                'random_erasing_prob': self.random_erasing_prob,
+                'mixup_alpha': self.mixup_alpha, 'cutmix_alpha': self.cutmix_alpha}
+
+# --- end of imbalance and augmentation ----------------------------------------------------------
+
+
+# --- Update rules: Nesterov, AdamW, piecewise schedule, gradient accumulation (issue 16) --------
+
+def _positive_numbers(values) -> bool:
+    """Whether every item is a number > 0, or its text (as a list flag gives it)."""
+    try:
+        return all(POSITIVE.accepts(float(value)) for value in values)
+    except (TypeError, ValueError):
+        return False
+
+
+POSITIVE_NUMBERS = Check(_positive_numbers, 'be comma-separated numbers > 0')
+
+
+@dataclasses.dataclass(kw_only=True)
+class UpdateRuleOptions:
+    """How the gradients become updates, beyond the original trainer; all off by default."""
+    use_nesterov: bool = option(False, 'Use Nesterov momentum' + _read_by('use_nesterov'),
+                                'optimizer')
+    adamw_weight_decay: float = option(
+        0.01, "Decoupled weight decay: each update shrinks the weights of rank >= 2 by this "
+        "times the learning rate; the nets' L2 losses (--weight_decay) are left out of the "
+        'loss' + _read_by('adamw_weight_decay'), 'optimizer', check=AT_LEAST_ZERO)
+    gradient_accumulation_steps: int = option(
+        1, 'Micro-batches of --batch_size (per clone) whose mean gradient makes one update: '
+        'the effective batch is batch_size x this x num_clones. The global step, '
+        '--max_number_of_steps, the schedules and the moving averages (batch norm, '
+        '--moving_average_decay) count micro-batches.', 'optimizer',
+        check=POSITIVE)
+    boundaries_epochs: list[float] = option(
+        [], 'Comma-separated epochs at which --learning_rate_decay_type=piecewise moves to '
+        'the next of --values.', 'learning rate', check=POSITIVE_NUMBERS)
+    values: list[float] = option(
+        [], 'Comma-separated learning rates of --learning_rate_decay_type=piecewise: one '
+        'before the first of --boundaries_epochs and one after each (--learning_rate is then '
+        'not read).', 'learning rate', check=POSITIVE_NUMBERS)
+
+# --- end of update rules ------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(kw_only=True)
 class ClusterFlags:
     """Where this process sits in a cluster; the command turns them into `cluster_role`."""
@@ -180,7 +310,8 @@ class ClusterFlags:
 
 @dataclasses.dataclass(kw_only=True)
 class TrainConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions,
-                  OptimizerOptions, LearningRateOptions, FineTuningOptions, DistributionOptions):
+                  OptimizerOptions, LearningRateOptions, FineTuningOptions, DistributionOptions,
+                  ImbalanceAugmentationOptions, UpdateRuleOptions):
     """Everything one training run needs; the defaults are the original trainer's."""
     train_dir: str = option('/tmp/tfmodel/', 'Where checkpoints and event logs go.',
                             'checkpoints and logs')

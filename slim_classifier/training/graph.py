@@ -7,20 +7,24 @@ gradient clipping, loss scaling, moving averages, sync replicas, summaries).
 """
 
 import dataclasses
+import logging
 
 import tensorflow.compat.v1 as tf
 
 from datasets import dataset_factory
 from deployment import model_deploy
 from nets import nets_factory
+from preprocessing.augmentation import Augmentation
 from slim_classifier.compat import slim
 from slim_classifier.errors import TrainingError
 from slim_classifier.runtime import batches, checkpoints
 from slim_classifier.training import optimization, sync_replicas
-from slim_classifier.training.config import TrainConfig
+from slim_classifier.training.config import OPTIMIZERS, TrainConfig
 
 AUX_LOGITS_WEIGHT = 0.4
-LABEL_CHECK = 'label outside [0, num_classes)'
+LABEL_CHECK = batches.LABEL_CHECK
+
+log = logging.getLogger('train')
 
 
 @dataclasses.dataclass
@@ -73,11 +77,14 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
                                              weight_decay=config.weight_decay, is_training=True)
     with tf.device(deploy_config.variables_device()):
         global_step = tf.train.get_or_create_global_step()
+    class_weights, balance_counts = _class_balance(config, dataset)
     with tf.device(deploy_config.inputs_device()):
         iterator = tf.data.make_one_shot_iterator(batches.training_batches(
             dataset, config.preprocessing_name or config.model_name,
             config.train_image_size or network_fn.default_image_size, config.batch_size,
-            use_grayscale=config.use_grayscale, num_readers=config.num_readers,
+            use_grayscale=config.use_grayscale,
+            augmentation=Augmentation(**config.augmentation_values()),
+            balance_counts=balance_counts, num_readers=config.num_readers,
             num_parallel_calls=config.num_preprocessing_threads,
             # Each worker of a cluster shuffles differently, so they train on other batches.
             seed=None if config.seed is None else config.seed + deploy_config.replica_id,
@@ -85,9 +92,11 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
 
     def clone_fn():
         images, labels = iterator.get_next()
-        labels = _checked_labels(labels, num_classes)
+        if labels.shape.rank == 1:  # soft labels (mixup, CutMix) were checked before mixing
+            labels = batches.checked_labels(labels, num_classes)
         logits, end_points = network_fn(images)
-        _add_losses(logits, end_points, labels, num_classes, config.label_smoothing)
+        _add_losses(logits, end_points, labels, num_classes, config.label_smoothing,
+                    class_weights)
         return end_points
 
     clones = model_deploy.create_clones(deploy_config, clone_fn)
@@ -105,11 +114,15 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
             tf.summary.scalar('loss_scale', optimization.loss_scale(optimizer))
         if config.sync_replicas:
             optimizer = sync_replicas.wrap_optimizer(optimizer, config, averages)
+        if config.gradient_accumulation_steps > 1:
+            optimizer = _with_gradient_accumulation(optimizer, config)
         tf.summary.scalar('learning_rate', learning_rate)
 
     total_loss, gradients = model_deploy.optimize_clones(
-        clones, optimizer, var_list=_variables_to_train(config.trainable_scopes))
-    if config.clip_gradient_norm > 0:
+        clones, optimizer, var_list=_variables_to_train(config.trainable_scopes),
+        regularization_losses=_regularization_losses(config))
+    # Gradient accumulation clips the mean gradient of its micro-batches instead.
+    if config.clip_gradient_norm > 0 and config.gradient_accumulation_steps == 1:
         gradients = _clip_by_global_norm(gradients, config.clip_gradient_norm)
     model_deploy.scalar_summary('total_loss', total_loss, deploy_config.inputs_device())
     with tf.device(deploy_config.inputs_device()):
@@ -156,23 +169,34 @@ def _readiness():
     return readiness
 
 
-def _checked_labels(labels, num_classes):
-    """Labels, with an assertion that stops training on one outside the classes."""
-    check = tf.debugging.Assert(
-        tf.reduce_all((labels >= 0) & (labels < num_classes)),
-        [LABEL_CHECK, labels], summarize=8, name='label_check')
-    with tf.control_dependencies([check]):
-        return tf.identity(labels)
+def _add_losses(logits, end_points, labels, num_classes, label_smoothing, class_weights=None):
+    """Softmax cross-entropy on the logits, and on the auxiliary head weighted 0.4.
 
-
-def _add_losses(logits, end_points, labels, num_classes, label_smoothing):
-    """Softmax cross-entropy on the logits, and on the auxiliary head weighted 0.4."""
-    one_hot = tf.one_hot(labels, num_classes)
+    `labels` are class ids [batch] or soft labels [batch, num_classes];
+    `class_weights`, one per class, weigh each example by its (mixed) class.
+    """
+    one_hot = labels if labels.shape.rank == 2 else tf.one_hot(labels, num_classes)
+    weights = 1.0
+    if class_weights is not None:
+        weights = tf.linalg.matvec(one_hot, tf.constant(class_weights, tf.float32))
     if 'AuxLogits' in end_points:
         tf.losses.softmax_cross_entropy(one_hot, end_points['AuxLogits'],
                                         label_smoothing=label_smoothing,
-                                        weights=AUX_LOGITS_WEIGHT, scope='aux_loss')
-    tf.losses.softmax_cross_entropy(one_hot, logits, label_smoothing=label_smoothing)
+                                        weights=AUX_LOGITS_WEIGHT * weights, scope='aux_loss')
+    tf.losses.softmax_cross_entropy(one_hot, logits, weights=weights,
+                                    label_smoothing=label_smoothing)
+
+
+def _class_balance(config, dataset):
+    """(class weights of the loss or None, class counts to balance the batches or None)."""
+    counts = None
+    if config.balanced_sampling or config.class_weights == batches.AUTO_CLASS_WEIGHTS:
+        counts = batches.class_counts(dataset, config.labels_offset)
+    weights = None
+    if config.class_weights:
+        weights = batches.class_weights(config.class_weights, dataset, config.labels_offset,
+                                        counts)
+    return weights, counts if config.balanced_sampling else None
 
 
 def _add_model_summaries(end_points, summarize_activations):
@@ -198,7 +222,10 @@ def _learning_rate(config, num_samples, global_step):
         config.learning_rate_decay_type, config.learning_rate, global_step,
         decay_steps=decay_steps, decay_factor=config.learning_rate_decay_factor,
         end_learning_rate=config.end_learning_rate, total_steps=config.max_number_of_steps,
-        warmup_steps=warmup_steps)
+        warmup_steps=warmup_steps,
+        boundaries=[optimization.decay_steps_per(num_samples, images_per_step, float(epochs))
+                    for epochs in config.boundaries_epochs],
+        values=[float(value) for value in config.values])
 
 
 def _variables_to_train(trainable_scopes):
@@ -218,3 +245,32 @@ def _clip_by_global_norm(gradients, clip_norm):
     grads, variables = zip(*gradients)
     clipped, _ = tf.clip_by_global_norm(grads, clip_norm)
     return list(zip(clipped, variables))
+
+
+# --- Update rules: decoupled weight decay, gradient accumulation (issue 16) ---------------------
+
+def _regularization_losses(config):
+    """The losses optimize_clones adds once: None (the graph's) unless the optimizer decays."""
+    if not OPTIMIZERS[config.optimizer].decoupled_weight_decay:
+        return None
+    log.info("--optimizer=%s decays the weights itself (--adamw_weight_decay=%g): the nets' L2 "
+             'regularization losses (--weight_decay) are left out of the total loss',
+             config.optimizer, config.adamw_weight_decay)
+    return []
+
+
+def _with_gradient_accumulation(optimizer, config):
+    """`optimizer` applied to the mean gradient of every gradient_accumulation_steps steps."""
+    steps = config.gradient_accumulation_steps
+    if config.sync_replicas:
+        raise ValueError('--gradient_accumulation_steps=%d does not combine with '
+                         '--sync_replicas; aggregate more replicas instead' % steps)
+    if config.precision == 'float16':
+        raise ValueError('--gradient_accumulation_steps=%d does not combine with '
+                         '--precision=float16: an accumulated update cannot skip the micro-batch '
+                         'whose gradients overflow; use float32 or bf16' % steps)
+    log.info('Gradient accumulation: each update averages %d micro-batches of %d images x %d '
+             'clone(s): an effective batch of %d images; the global step counts micro-batches',
+             steps, config.batch_size, config.num_clones,
+             config.batch_size * config.num_clones * steps)
+    return optimization.GradientAccumulationOptimizer(optimizer, steps, config.clip_gradient_norm)
