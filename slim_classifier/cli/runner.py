@@ -68,6 +68,9 @@ def quiet_tensorflow(verbose: bool) -> None:
     # TensorFlow 2.16-2.21 all ship tf.lite.Interpreter, which announces its successor.
     warnings.filterwarnings('ignore', message=r'\s*Warning: tf.lite.Interpreter is deprecated',
                             category=UserWarning)
+    # A seeded graph's tf.data functions take their op seeds from it, as intended.
+    warnings.filterwarnings('ignore', message=r'Seed \d+ from outer graph might be getting used',
+                            category=UserWarning)
 
 
 def _import_tensorflow_silently() -> None:
