@@ -246,6 +246,57 @@ def test_outputs_png_and_tensorboard_summaries(trained, digits_dir, tmp_path):
     assert images['eval/Confusion_Matrix'] == png
 
 
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def test_ranking_calibration_pictures_and_predictions_file(trained, digits_dir, test_split,
+                                                           tmp_path):
+    images, labels = test_split
+    predictions_file = tmp_path / 'out' / 'predictions.csv'
+    results = evaluator.evaluate(_config(trained, digits_dir, tmp_path, top_k=3, f_beta=2.0,
+                                         num_mistakes_shown=8,
+                                         predictions_file=str(predictions_file)))
+    probabilities = _softmax(_logits(trained, images).astype(np.float64))
+    predictions = probabilities.argmax(axis=1)
+    # float32 softmax in the graph against float64 here.
+    close = dict(abs=1e-4)
+    assert results['top_k'] == 3
+    assert results['matthews_corrcoef'] == pytest.approx(
+        sklearn_metrics.matthews_corrcoef(labels, predictions), **close)
+    assert results['macro_f_beta'] == pytest.approx(sklearn_metrics.fbeta_score(
+        labels, predictions, beta=2.0, average='macro', zero_division=0), **close)
+    assert results['macro_roc_auc'] == pytest.approx(sklearn_metrics.roc_auc_score(
+        labels, probabilities, multi_class='ovr'), **close)
+    assert results['macro_roc_auc_classes'] == NUM_CLASSES
+    assert results['log_loss'] == pytest.approx(sklearn_metrics.log_loss(labels, probabilities),
+                                                **close)
+    assert 0.0 <= results['expected_calibration_error'] <= 1.0
+    assert len(results['reliability']) == results['calibration_bins'] == 15
+    with open(tmp_path / evaluator.METRICS_FILENAME, encoding='utf-8') as metrics_file:
+        written = json.load(metrics_file)
+    assert {'roc_auc', 'roc_auc_missing', 'average_precision', 'npv', 'fpr', 'f_beta'} <= set(
+        written['per_class'][0])
+    for name in (evaluator.ROC_FILENAME, evaluator.PRECISION_RECALL_FILENAME,
+                 evaluator.RELIABILITY_FILENAME, evaluator.MISTAKES_FILENAME):
+        image = Image.open(tmp_path / name)
+        assert image.format == 'PNG' and 200 <= min(image.size) and max(image.size) <= 1000, name
+    rows = (predictions_file.read_text(encoding='utf-8')).splitlines()
+    assert rows[0] == ('record,file_name,label,prediction,top_1_id,top_2_id,top_3_id,'
+                       'top_1_probability,top_2_probability,top_3_probability')
+    assert len(rows) == 1 + len(labels)
+    first = rows[1].split(',')
+    assert first[0] == '0' and first[1].endswith('.png')
+    assert [int(value) for value in first[2:5]] == [labels[0], predictions[0], predictions[0]]
+    tags = set()
+    for path in glob.glob(str(tmp_path / 'events.out.tfevents.*')):
+        for event in tf.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    assert {'eval/ROC_Curves', 'eval/Most_Confident_Mistakes', 'eval/Log_Loss',
+            'eval/Matthews_Correlation'} <= tags
+
+
 def test_new_checkpoints_are_evaluated_as_they_appear(trained, digits_dir, tmp_path):
     # The loop starts before training has made its directory.
     weights = _lenet_weights(trained)

@@ -4,5 +4,6 @@
   metrics.json, a confusion matrix image and TensorBoard summaries;
 * `export_evaluation`: the same pass for an export (frozen graph,
   SavedModel, TFLite, ONNX), and its difference from the checkpoint;
-* `metrics`, `confusion_image`: the figures and the picture.
+* `metrics`, `curves`, `confusion_image`: the figures (counts, ranking,
+  calibration) and the pictures.
 """

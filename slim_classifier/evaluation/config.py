@@ -51,6 +51,22 @@ class EvalConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions):
     timeout: float | None = option(None, 'With --eval_interval_secs: stop after waiting this '
                                    'many seconds for a new checkpoint; wait forever if unset.',
                                    'output', check=POSITIVE)
+    top_k: int = option(5, 'recall_at_5 counts an example right when its class is among '
+                        'this many highest scores (at most the number of classes).', 'output',
+                        check=POSITIVE)
+    f_beta: float = option(1.0, 'The beta of the per-class, macro and weighted F-beta scores: '
+                           'recall weighs beta times as much as precision.', 'output',
+                           check=POSITIVE)
+    calibration_bins: int = option(15, 'The number of equal-width top-1 confidence bins of the '
+                                   'expected calibration error and the reliability diagram.',
+                                   'output', check=POSITIVE)
+    num_mistakes_shown: int = option(36, 'The most confident mistakes drawn in '
+                                     'mistakes.png; 0 draws none.', 'output',
+                                     check=AT_LEAST_ZERO)
+    predictions_file: str | None = option(
+        None, 'A CSV file to write one row per example to: record index, file name (where the '
+        'records keep it), true and predicted label, and the top-k ids and probabilities.',
+        'output')
     master: str = option('', 'The TensorFlow master to evaluate on.', 'performance', flag=False)
     # A tf.ConfigProto; None takes TensorFlow's defaults.
     session_config: Any = None

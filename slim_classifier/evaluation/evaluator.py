@@ -1,18 +1,26 @@
 """Evaluates a checkpoint on one pass over a dataset split, as a library.
 
 `evaluate(config)` restores the checkpoint, reads every example of the split
-exactly once (the last partial batch included) and accumulates a confusion
-matrix and the top-5 hits. From them it derives accuracy, recall at 5,
-per-class precision, recall and F1 and the mean per-class accuracy, and
-writes them to `<eval_dir>/metrics.json`, a PNG of the confusion matrix and
-TensorBoard summaries; a device too full for one of them is one line naming
-it. `evaluate_new_checkpoints(config)` does the same for
-each checkpoint a training job writes, like the original `evaluation_loop`.
+exactly once (the last partial batch included) and collects each example's
+label, top-1 class and probabilities ([examples, classes] float32 in memory:
+the splits evaluated are small enough), the top-k hits and the most confident
+mistakes' images. From them `metrics.evaluation_summary` derives the figures
+(accuracy, per-class rates, F-beta, Matthews correlation, kappa, ROC AUC,
+average precision, log loss, calibration), written to
+`<eval_dir>/metrics.json`, with PNGs of the confusion matrix, the ROC and
+precision-recall curves, the reliability diagram and the most confident
+mistakes, TensorBoard summaries and, if asked, a CSV of every prediction; a
+device too full for one of them is one line naming it.
+`evaluate_new_checkpoints(config)` does the same for each checkpoint a
+training job writes, like the original `evaluation_loop`.
 An export is evaluated by `export_evaluation`, which writes its results with
 the same `ResultWriter`.
 """
 
+import csv
 import dataclasses
+import io
+import itertools
 import json
 import logging
 import math
@@ -26,18 +34,22 @@ from datasets import dataset_factory, input_pipeline
 from nets import nets_factory
 from slim_classifier.compat import slim
 from slim_classifier.errors import DiskFullError, UserError
-from slim_classifier.evaluation import confusion_image, metrics
+from slim_classifier.evaluation import confusion_image, curves, metrics
 from slim_classifier.evaluation.config import EvalConfig
 from slim_classifier.runtime import checkpoints
 from slim_classifier.runtime.batches import evaluation_batches
 from slim_classifier.runtime.files import disk_full_named, write_atomically
+from slim_classifier.serving import image_sources
 from slim_classifier.serving.labels import names_by_output
 
 log = logging.getLogger('eval')
 
 METRICS_FILENAME = 'metrics.json'
 CONFUSION_FILENAME = 'confusion_matrix.png'
-TOP_K = 5
+ROC_FILENAME = 'roc_curves.png'
+PRECISION_RECALL_FILENAME = 'precision_recall_curves.png'
+RELIABILITY_FILENAME = 'reliability_diagram.png'
+MISTAKES_FILENAME = 'mistakes.png'
 _PROGRESS_LINES = 10  # progress lines logged per pass
 _NO_SPACE_ADVICE = 'free space there or choose another --eval_dir'
 
@@ -53,13 +65,22 @@ class Measurement:
     Attributes:
       results: the metrics (see `evaluate`).
       confusion: the confusion matrix [classes, classes], rows true classes.
-      labels, predictions: the true and the top-1 class of each example in
-        record order; None where the pass did not read the records in order.
+      labels, predictions: the true and the top-1 class of each example, in
+        record order where the pass read the records in order.
+      probabilities: [examples, classes] float32, in the same order.
+      mistakes: the most confident mistakes, most confident first.
+      records, file_names: each example's record index and the file name its
+        record keeps ('' if none); None where the pass did not read the
+        records in order.
     """
     results: dict
     confusion: np.ndarray
-    labels: np.ndarray | None = None
-    predictions: np.ndarray | None = None
+    labels: np.ndarray
+    predictions: np.ndarray
+    probabilities: np.ndarray
+    mistakes: list[curves.Mistake] = dataclasses.field(default_factory=list)
+    records: np.ndarray | None = None
+    file_names: list[str] | None = None
 
 
 def evaluate(config: EvalConfig) -> dict:
@@ -120,7 +141,7 @@ def evaluate_new_checkpoints(config: EvalConfig) -> Iterator[dict]:
 
 
 class ResultWriter:
-    """Writes the results of evaluations to an eval_dir: metrics.json, the PNG and the events.
+    """Writes the results of evaluations to an eval_dir: metrics.json, the PNGs and the events.
 
     Use as a context manager, so that the event file is closed.
     """
@@ -135,18 +156,25 @@ class ResultWriter:
                                                                  _NO_SPACE_ADVICE):
             self._writer = tf.summary.FileWriter(eval_dir, graph)
 
-    def write(self, results: dict, confusion: np.ndarray, class_names: list[str],
-              step: int) -> None:
-        """metrics.json, the confusion PNG and the TensorBoard summaries at `step`."""
+    def write(self, results: dict, measured: Measurement, class_names: list[str],
+              step: int, predictions_file: str | None = None) -> None:
+        """metrics.json, the PNGs, the TensorBoard summaries at `step` and, if a
+        `predictions_file` is named, the CSV of `measured`'s predictions."""
         metrics_path = os.path.join(self.eval_dir, METRICS_FILENAME)
         with disk_full_named(metrics_path, _NO_SPACE_ADVICE):
             write_atomically(metrics_path, _readable_json(results))
-        png, layout = confusion_image.draw_confusion_matrix(confusion, class_names)
-        image_path = os.path.join(self.eval_dir, CONFUSION_FILENAME)
-        with disk_full_named(image_path, _NO_SPACE_ADVICE):
-            write_atomically(image_path, png)
+        images = {}
+        for tag, filename, (png, size) in _pictures(results, measured, class_names):
+            image_path = os.path.join(self.eval_dir, filename)
+            with disk_full_named(image_path, _NO_SPACE_ADVICE):
+                write_atomically(image_path, png)
+            images[tag] = (png, size)
+        if predictions_file is not None:
+            with disk_full_named(predictions_file, 'free space there or choose another '
+                                 '--predictions_file'):
+                write_atomically(predictions_file, predictions_csv(measured, results['top_k']))
         with disk_full_named(self._events, _NO_SPACE_ADVICE):
-            self._writer.add_summary(_summary(results, png, layout), step)
+            self._writer.add_summary(_summary(results, images), step)
             self._writer.flush()
 
     def close(self, failing: bool = False) -> None:
@@ -204,18 +232,20 @@ class Evaluator:
           config: the evaluation.
           in_record_order: read the shards one after another and keep the
             examples in order, so that `measure` gives the top-1 class of
-            each record (to compare with another model's, record by record).
+            each record (to compare with another model's, record by record);
+            always so with a `config.predictions_file`.
         """
         config = with_eval_split(config)
         self.config = config
-        self._in_record_order = in_record_order
+        # The predictions file names each example's record.
+        self._in_record_order = in_record_order or config.predictions_file is not None
         self._graph = tf.Graph()
         with self._graph.as_default():
             self._dataset = dataset_factory.get_dataset(
                 config.dataset_name, config.dataset_split_name, config.dataset_dir)
             self.class_names = output_classes(self._dataset, config)
             self.num_classes = len(self.class_names)
-            self._top_k = min(TOP_K, self.num_classes)
+            self._top_k = min(config.top_k, self.num_classes)
             self._fetches, self._initializer = self._build_model()
             self._restorer = checkpoints.CheckpointRestorer(
                 config.model_name, self.num_classes, config.moving_average_decay)
@@ -238,7 +268,10 @@ class Evaluator:
         images, labels, initializer = input_pipeline.initializable_batch(batches)
         logits, _ = network_fn(images)
         fetches = {'labels': labels, 'predictions': tf.argmax(logits, 1),
+                   'probabilities': tf.nn.softmax(logits),
                    'top_k_hits': tf.nn.in_top_k(logits, labels, self._top_k)}
+        if config.num_mistakes_shown:
+            fetches['images'] = images
         return fetches, initializer
 
     def __enter__(self) -> 'Evaluator':
@@ -253,8 +286,8 @@ class Evaluator:
     def evaluate(self, checkpoint_path: str) -> dict:
         """Evaluates one checkpoint file, or the latest in a directory; see `evaluate`."""
         measured = self.measure(checkpoint_path)
-        self.writer.write(measured.results, measured.confusion, self.class_names,
-                          measured.results['global_step'] or 0)
+        self.writer.write(measured.results, measured, self.class_names,
+                          measured.results['global_step'] or 0, self.config.predictions_file)
         return measured.results
 
     def measure(self, checkpoint_path: str) -> Measurement:
@@ -263,30 +296,30 @@ class Evaluator:
         global_step = checkpoints.checkpoint_global_step(checkpoint)
         log.info('Evaluating %s (global step %s) on %s/%s', checkpoint, global_step,
                  self.config.dataset_name, self.config.dataset_split_name)
-        confusion, top_k_hits, labels, predictions = self._one_pass(self._session)
+        measured = self._one_pass(self._session)
         results = {'checkpoint': checkpoint, 'global_step': global_step,
                    'model_name': self.config.model_name,
                    'dataset_name': self.config.dataset_name,
                    'dataset_split_name': self.config.dataset_split_name}
-        results.update(metrics.summarize(confusion, top_k_hits, self._top_k,
-                                         self.class_names))
-        return Measurement(results, confusion, labels, predictions)
+        results.update(measured.results)
+        return dataclasses.replace(measured, results=results)
 
     def _num_batches(self) -> int:
         batches = math.ceil(self._dataset.num_samples / self.config.batch_size)
         return min(batches, self.config.max_num_batches or batches)
 
-    def _one_pass(self, session: tf.Session
-                  ) -> tuple[np.ndarray, int, np.ndarray | None, np.ndarray | None]:
-        """(confusion matrix, top-k hits, labels, predictions) over the split or
-        `max_num_batches` batches; the labels and predictions in record order only."""
+    def _one_pass(self, session: tf.Session) -> Measurement:
+        """The measurement of the split, or of `max_num_batches` batches; the records and
+        file names in record order only."""
         confusion = np.zeros([self.num_classes, self.num_classes], np.int64)
         top_k_hits = 0
-        labels, predictions = [], []
+        collected = {'labels': [], 'predictions': [], 'probabilities': []}
+        mistakes = curves.ConfidentMistakes(self.config.num_mistakes_shown)
         expected = self._num_batches()
         log_every = max(1, math.ceil(expected / _PROGRESS_LINES))
         session.run(self._initializer)
         batch = 0
+        seen = 0
         with input_pipeline.data_errors_explained(self._dataset):
             while self.config.max_num_batches is None or batch < self.config.max_num_batches:
                 try:
@@ -295,15 +328,32 @@ class Evaluator:
                     break
                 confusion += self._confusion_counts(values)
                 top_k_hits += int(values['top_k_hits'].sum())
-                if self._in_record_order:
-                    labels.append(values['labels'])
-                    predictions.append(values['predictions'])
+                for name, batches in collected.items():
+                    batches.append(values[name])
+                size = len(values['labels'])
+                if 'images' in values:
+                    mistakes.offer(values['probabilities'], values['labels'],
+                                   values['predictions'],
+                                   lambda index: curves.displayable(values['images'][index]),
+                                   np.arange(seen, seen + size) if self._in_record_order
+                                   else None)
+                seen += size
                 batch += 1
                 if batch % log_every == 0:
                     log.info('batch %d/%d', batch, expected)
-        if not self._in_record_order:
-            return confusion, top_k_hits, None, None
-        return confusion, top_k_hits, joined_batches(labels), joined_batches(predictions)
+        labels = joined_batches(collected['labels'])
+        predictions = joined_batches(collected['predictions'])
+        probabilities = (np.concatenate(collected['probabilities']) if labels.size
+                         else np.zeros([0, self.num_classes], np.float32))
+        results = metrics.evaluation_summary(labels, predictions, probabilities, top_k_hits,
+                                             self._top_k, self.class_names,
+                                             self.config.f_beta, self.config.calibration_bins)
+        records = file_names = None
+        if self._in_record_order:
+            records = np.arange(len(labels))
+            file_names = record_file_names(self.config, len(labels))
+        return Measurement(results, confusion, labels, predictions, probabilities,
+                           mistakes.most_confident(), records, file_names)
 
     def _confusion_counts(self, values: dict[str, np.ndarray]) -> np.ndarray:
         try:
@@ -314,6 +364,32 @@ class Evaluator:
                                   % (error, self.config.dataset_name,
                                      self.config.dataset_split_name)) from None
 
+
+def record_file_names(config: EvalConfig, count: int) -> list[str]:
+    """The file names the first `count` records of the split keep ('' where none)."""
+    source = image_sources.record_source(config.dataset_name, config.dataset_split_name,
+                                         config.dataset_dir, config.labels_offset)
+    return [item.path for item in itertools.islice(source.items(), count)]
+
+
+def predictions_csv(measured: Measurement, top_k: int) -> str:
+    """One row per example: record, file_name, label, prediction, then the top-k class ids
+    and their probabilities, highest first."""
+    ranked = np.argsort(-measured.probabilities, axis=1, kind='stable')[:, :top_k]
+    text = io.StringIO()
+    rows = csv.writer(text, lineterminator='\n')
+    rows.writerow(['record', 'file_name', 'label', 'prediction']
+                  + ['top_%d_id' % rank for rank in range(1, top_k + 1)]
+                  + ['top_%d_probability' % rank for rank in range(1, top_k + 1)])
+    for index, (label, prediction) in enumerate(zip(measured.labels, measured.predictions)):
+        row = [measured.records[index] if measured.records is not None else '',
+               measured.file_names[index] if measured.file_names is not None else '',
+               int(label), int(prediction)]
+        row.extend(int(class_id) for class_id in ranked[index])
+        row.extend('%.6g' % measured.probabilities[index, class_id]
+                   for class_id in ranked[index])
+        rows.writerow(row)
+    return text.getvalue()
 
 
 def joined_batches(batches: list[np.ndarray]) -> np.ndarray:
@@ -332,13 +408,49 @@ def _readable_json(results: dict) -> str:
     return '{\n%s\n}\n' % ',\n'.join(item(key, value) for key, value in results.items())
 
 
-def _summary(results: dict, png: bytes, layout: confusion_image.ConfusionLayout
-             ) -> tf.Summary:
-    """The scalars under the original evaluator's tags, and the confusion image."""
-    scalars = {'eval/Accuracy': results['accuracy'],
-               'eval/Recall_5': results['recall_at_5'],
-               'eval/Mean_Per_Class_Accuracy': results['mean_per_class_accuracy']}
-    values = [tf.Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]
-    values.append(tf.Summary.Value(tag='eval/Confusion_Matrix', image=tf.Summary.Image(
-        encoded_image_string=png, height=layout.height, width=layout.width, colorspace=3)))
+def _pictures(results: dict, measured: Measurement, class_names: list[str]
+              ) -> Iterator[tuple[str, str, tuple[bytes, tuple[int, int]]]]:
+    """(TensorBoard tag, file name, (PNG, (width, height))) of each picture the results have:
+    the curves of the classes where they are defined, the mistakes where some are kept."""
+    png, layout = confusion_image.draw_confusion_matrix(measured.confusion, class_names)
+    yield 'eval/Confusion_Matrix', CONFUSION_FILENAME, (png, (layout.width, layout.height))
+    per_class = results['per_class']
+    roc = [row['roc_auc'] for row in per_class]
+    if any(area is not None for area in roc):
+        yield 'eval/ROC_Curves', ROC_FILENAME, curves.draw_roc_curves(
+            measured.labels, measured.probabilities, class_names, roc)
+    precision = [row['average_precision'] for row in per_class]
+    if any(area is not None for area in precision):
+        yield 'eval/Precision_Recall_Curves', PRECISION_RECALL_FILENAME, (
+            curves.draw_precision_recall_curves(measured.labels, measured.probabilities,
+                                                class_names, precision))
+    if results['num_examples']:
+        yield 'eval/Reliability_Diagram', RELIABILITY_FILENAME, (
+            curves.draw_reliability_diagram(curves.reliability(
+                measured.probabilities[np.arange(len(measured.labels)), measured.predictions],
+                measured.labels == measured.predictions, results['calibration_bins'])))
+    if measured.mistakes:
+        yield 'eval/Most_Confident_Mistakes', MISTAKES_FILENAME, curves.draw_mistakes(
+            measured.mistakes, class_names)
+
+
+# TensorBoard tags of the overall figures; the first three are the original evaluator's.
+_SCALAR_TAGS = {'accuracy': 'eval/Accuracy', 'recall_at_5': 'eval/Recall_5',
+                'mean_per_class_accuracy': 'eval/Mean_Per_Class_Accuracy',
+                'macro_f_beta': 'eval/Macro_F_beta', 'weighted_f_beta': 'eval/Weighted_F_beta',
+                'matthews_corrcoef': 'eval/Matthews_Correlation',
+                'cohen_kappa': 'eval/Cohen_Kappa', 'macro_roc_auc': 'eval/Macro_ROC_AUC',
+                'micro_roc_auc': 'eval/Micro_ROC_AUC',
+                'macro_average_precision': 'eval/Macro_Average_Precision',
+                'log_loss': 'eval/Log_Loss',
+                'expected_calibration_error': 'eval/Expected_Calibration_Error'}
+
+
+def _summary(results: dict, images: dict[str, tuple[bytes, tuple[int, int]]]) -> tf.Summary:
+    """The defined overall figures as scalars, and the pictures."""
+    values = [tf.Summary.Value(tag=tag, simple_value=results[key])
+              for key, tag in _SCALAR_TAGS.items() if results.get(key) is not None]
+    values.extend(tf.Summary.Value(tag=tag, image=tf.Summary.Image(
+        encoded_image_string=png, height=height, width=width, colorspace=3))
+        for tag, (png, (width, height)) in images.items())
     return tf.Summary(value=values)

@@ -4,8 +4,10 @@
 SavedModel, a TFLite model, float or quantized, or an ONNX model; see
 `serving.classifier`), reads every record of the split exactly once (the
 records as `serving.prediction` reads them, in order) and writes the same
-metrics.json, confusion matrix PNG and TensorBoard summaries as the
-evaluation of a checkpoint, plus which model it was: its path and kind.
+metrics.json, PNGs, TensorBoard summaries and predictions file as the
+evaluation of a checkpoint, plus which model it was: its path and kind. Its
+contact sheet of mistakes shows the records' images as stored, before the
+export's own preprocessing.
 
 With `config.checkpoint_path` set too, the checkpoint is evaluated as well,
 by the checkpoint evaluator reading the records in the same order, and
@@ -16,6 +18,7 @@ That is what to look at before shipping a quantized model.
 
 import contextlib
 import dataclasses
+import io
 import itertools
 import logging
 import math
@@ -24,11 +27,12 @@ from collections.abc import Callable
 
 import numpy as np
 import tensorflow.compat.v1 as tf
+from PIL import Image
 
 from datasets import dataset_factory
-from slim_classifier.evaluation import metrics
+from slim_classifier.evaluation import curves, metrics
 from slim_classifier.evaluation.config import EvalConfig
-from slim_classifier.evaluation.evaluator import (TOP_K, EvaluationError, Evaluator, Measurement,
+from slim_classifier.evaluation.evaluator import (EvaluationError, Evaluator, Measurement,
                                                   ResultWriter, joined_batches, output_classes,
                                                   with_eval_split)
 from slim_classifier.serving import classifier, image_sources, inference, metadata
@@ -181,7 +185,8 @@ def _evaluate(config: EvalConfig, model: classifier.LoadedModel,
     results.update(measured.results)
     if reference is not None:
         results['comparison'] = compare(reference, measured)
-    writer.write(results, measured.confusion, class_names, 0)
+    writer.write(results, dataclasses.replace(measured, results=results), class_names, 0,
+                 config.predictions_file)
     return results
 
 
@@ -195,7 +200,7 @@ def export_pass(model: classifier.LoadedModel, config: EvalConfig,
       DataError: a record that cannot be read.
     """
     num_classes = len(class_names)
-    top_k = min(TOP_K, num_classes)
+    top_k = min(config.top_k, num_classes)
     source = image_sources.record_source(config.dataset_name, config.dataset_split_name,
                                       config.dataset_dir, config.labels_offset)
     expected = math.ceil(source.total / config.batch_size)
@@ -203,22 +208,39 @@ def export_pass(model: classifier.LoadedModel, config: EvalConfig,
     log_every = max(1, math.ceil(expected / _PROGRESS_LINES))
     confusion = np.zeros([num_classes, num_classes], np.int64)
     top_k_hits = 0
-    labels, predictions = [], []
+    labels, predictions, probabilities, records, file_names = [], [], [], [], []
+    mistakes = curves.ConfidentMistakes(config.num_mistakes_shown)
     read = image_sources.prefetched(image_sources.batches(source.items(), config.batch_size))
     with contextlib.closing(read):
         for number, batch in enumerate(itertools.islice(read, expected), 1):
-            probabilities = _probabilities(model, batch, config)
+            batch_probabilities = _probabilities(model, batch, config)
             batch_labels = np.array([item.label for item in batch], np.int64)
-            batch_predictions = probabilities.argmax(axis=1)
+            batch_predictions = batch_probabilities.argmax(axis=1)
             confusion += _confusion_counts(batch_labels, batch_predictions, config,
                                            num_classes)
-            top_k_hits += top_k_count(probabilities, batch_labels, top_k)
+            top_k_hits += top_k_count(batch_probabilities, batch_labels, top_k)
+            batch_records = np.array([item.record for item in batch], np.int64)
+            mistakes.offer(batch_probabilities, batch_labels, batch_predictions,
+                           lambda index: _stored_image(batch[index]), batch_records)
             labels.append(batch_labels)
             predictions.append(batch_predictions)
+            probabilities.append(batch_probabilities.astype(np.float32))
+            records.append(batch_records)
+            file_names.extend(item.path for item in batch)
             if number % log_every == 0:
                 log.info('batch %d/%d', number, expected)
-    results = metrics.summarize(confusion, top_k_hits, top_k, class_names)
-    return Measurement(results, confusion, joined_batches(labels), joined_batches(predictions))
+    labels, predictions = joined_batches(labels), joined_batches(predictions)
+    probabilities = (np.concatenate(probabilities) if probabilities
+                     else np.zeros([0, num_classes], np.float32))
+    results = metrics.evaluation_summary(labels, predictions, probabilities, top_k_hits, top_k,
+                                         class_names, config.f_beta, config.calibration_bins)
+    return Measurement(results, confusion, labels, predictions, probabilities,
+                       mistakes.most_confident(), joined_batches(records), file_names)
+
+
+def _stored_image(item: image_sources.ImageItem) -> np.ndarray:
+    """The uint8 RGB pixels of a record's image, as stored."""
+    return np.asarray(Image.open(io.BytesIO(item.encoded)).convert('RGB'))
 
 
 def _confusion_counts(labels: np.ndarray, predictions: np.ndarray, config: EvalConfig,
