@@ -17,8 +17,9 @@ from absl import flags
 from slim_classifier.runtime.options import options_of
 
 FLAGS = flags.FLAGS
-GROUP_ORDER = ('data', 'model', 'input pipeline', 'optimizer', 'learning rate', 'fine-tuning',
-               'checkpoints and logs', 'output', 'distribution', 'performance')
+GROUP_ORDER = ('data', 'model', 'input pipeline', 'augmentation and class balance', 'optimizer',
+               'learning rate', 'fine-tuning', 'checkpoints and logs', 'evaluation while training',
+               'output', 'distribution', 'performance')
 
 
 def _flag_type(field: dataclasses.Field):

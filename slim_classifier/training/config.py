@@ -60,7 +60,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                                                   'opt_epsilon': 'epsilon'}),
     'sgd': OptimizerSpec('GradientDescentOptimizer', {}),
 }
-LEARNING_RATE_SCHEDULES = ('fixed', 'exponential', 'polynomial', 'cosine', 'piecewise')
+LEARNING_RATE_SCHEDULES = ('fixed', 'exponential', 'polynomial', 'cosine', 'piecewise',
+                           'reduce_on_plateau')
 JOB_NAMES = ('ps', 'worker')  # the values of --job_name
 
 
@@ -281,6 +282,63 @@ class UpdateRuleOptions:
 # --- end of update rules ------------------------------------------------------------------------
 
 
+# --- Evaluation while training: keep the best, stop early, reduce on plateau (issue 16) ---------
+
+# The overall figures of an evaluation (metrics.json) that rank checkpoints; `loss` is log_loss.
+MINIMIZED_METRICS = ('loss', 'log_loss', 'expected_calibration_error')
+MAXIMIZED_METRICS = ('accuracy', 'recall_at_5', 'mean_per_class_accuracy', 'macro_f_beta',
+                     'weighted_f_beta', 'matthews_corrcoef', 'cohen_kappa', 'macro_roc_auc',
+                     'micro_roc_auc', 'macro_average_precision')
+PLATEAU_SCHEDULE = 'reduce_on_plateau'
+
+
+@dataclasses.dataclass(kw_only=True)
+class TrainingEvaluationOptions:
+    """Exact passes over a held-out split while training, and what they drive; off by default."""
+    eval_every_n_steps: int | None = option(
+        None, 'Save a checkpoint and evaluate it on one exact pass over '
+        '--eval_dataset_split_name every this many steps and at the end, in this process; '
+        'the results go to <train_dir>/eval_metrics.jsonl, the eval/ TensorBoard run and the '
+        'log. Unset: no evaluation.', 'evaluation while training', check=POSITIVE)
+    eval_dataset_split_name: str | None = option(
+        None, "The split evaluated by --eval_every_n_steps; by default 'validation' where the "
+        "dataset has one, else 'test'.", 'evaluation while training')
+    keep_best_by: str = option(
+        'accuracy', 'The metric of the evaluations that ranks the checkpoints: the best one is '
+        'kept in <train_dir>/best/ with best.json; loss (log_loss) and '
+        'expected_calibration_error are minimised, the others maximised.',
+        'evaluation while training', choices=MAXIMIZED_METRICS + MINIMIZED_METRICS)
+    early_stopping_patience: int | None = option(
+        None, 'Stop training after this many evaluations in a row without an improvement of '
+        '--keep_best_by by at least --early_stopping_min_delta. Unset: never stop early.',
+        'evaluation while training', check=POSITIVE)
+    early_stopping_min_delta: float = option(
+        0.0, 'The least change of --keep_best_by that counts as an improvement, for early '
+        'stopping and --learning_rate_decay_type=reduce_on_plateau.',
+        'evaluation while training', check=AT_LEAST_ZERO)
+    plateau_factor: float = option(
+        0.1, 'With --learning_rate_decay_type=reduce_on_plateau: the learning rate is '
+        'multiplied by this after --plateau_patience evaluations without improvement.',
+        'learning rate', check=UNIT_OPEN)
+    plateau_patience: int = option(
+        2, 'With --learning_rate_decay_type=reduce_on_plateau: evaluations without an '
+        'improvement of --keep_best_by before the learning rate is lowered.', 'learning rate',
+        check=POSITIVE)
+
+    def check_evaluation_options(self) -> None:
+        """Raises ValueError for options that need --eval_every_n_steps without it."""
+        if self.eval_every_n_steps is not None:
+            return
+        if self.early_stopping_patience is not None:
+            raise ValueError('--early_stopping_patience=%d needs --eval_every_n_steps: early '
+                             'stopping follows the evaluations' % self.early_stopping_patience)
+        if self.learning_rate_decay_type == PLATEAU_SCHEDULE:
+            raise ValueError('--learning_rate_decay_type=%s needs --eval_every_n_steps: the rate '
+                             'is lowered when the evaluations stop improving' % PLATEAU_SCHEDULE)
+
+# --- end of evaluation while training -----------------------------------------------------------
+
+
 @dataclasses.dataclass(kw_only=True)
 class ClusterFlags:
     """Where this process sits in a cluster; the command turns them into `cluster_role`."""
@@ -311,7 +369,8 @@ class ClusterFlags:
 @dataclasses.dataclass(kw_only=True)
 class TrainConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions,
                   OptimizerOptions, LearningRateOptions, FineTuningOptions, DistributionOptions,
-                  ImbalanceAugmentationOptions, UpdateRuleOptions):
+                  ImbalanceAugmentationOptions, UpdateRuleOptions,
+                  TrainingEvaluationOptions):
     """Everything one training run needs; the defaults are the original trainer's."""
     train_dir: str = option('/tmp/tfmodel/', 'Where checkpoints and event logs go.',
                             'checkpoints and logs')

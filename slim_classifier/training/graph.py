@@ -19,7 +19,7 @@ from slim_classifier.compat import slim
 from slim_classifier.errors import TrainingError
 from slim_classifier.runtime import batches, checkpoints
 from slim_classifier.training import optimization, sync_replicas
-from slim_classifier.training.config import OPTIMIZERS, TrainConfig
+from slim_classifier.training.config import OPTIMIZERS, PLATEAU_SCHEDULE, TrainConfig
 
 AUX_LOGITS_WEIGHT = 0.4
 LABEL_CHECK = batches.LABEL_CHECK
@@ -32,6 +32,14 @@ class Readiness:
     """What a worker checks before training on variables that the chief initialises."""
     ready_op: tf.Tensor  # the names of the variables not initialised yet
     ready_for_local_init_op: tf.Tensor  # the same, for the global variables only
+
+
+@dataclasses.dataclass
+class PlateauRate:
+    """The learning rate of reduce_on_plateau: a checkpointed variable the loop lowers."""
+    variable: tf.Variable
+    new_value: tf.Tensor  # a placeholder, fed to `assign`
+    assign: tf.Operation
 
 
 @dataclasses.dataclass
@@ -48,6 +56,7 @@ class TrainingGraph:
     fine_tune: checkpoints.FineTuneRestore | None
     dataset: slim.dataset.Dataset
     images_per_step: int
+    plateau: PlateauRate | None = None  # with --learning_rate_decay_type=reduce_on_plateau
 
 
 def deployment_config(config: TrainConfig) -> model_deploy.DeploymentConfig:
@@ -105,8 +114,14 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
     averages = None
     if config.moving_average_decay:
         averages = tf.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
+    plateau = None
     with tf.device(deploy_config.optimizer_device()):
-        learning_rate = _learning_rate(config, dataset.num_samples, global_step)
+        if config.learning_rate_decay_type == PLATEAU_SCHEDULE:
+            plateau = _plateau_rate(config.learning_rate)
+            learning_rate = _warmed_up(plateau.variable, config, dataset.num_samples,
+                                       global_step)
+        else:
+            learning_rate = _learning_rate(config, dataset.num_samples, global_step)
         optimizer = optimization.make_optimizer(config.optimizer, learning_rate,
                                                 **config.optimizer_params())
         if config.precision == 'float16':
@@ -143,7 +158,7 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
         readiness=None if is_chief else _readiness(),
         sync=sync_replicas.sync_ops(optimizer, config) if config.sync_replicas else None,
         fine_tune=_fine_tune(config, is_chief), dataset=dataset,
-        images_per_step=config.batch_size * config.num_clones)
+        images_per_step=config.batch_size * config.num_clones, plateau=plateau)
 
 
 def _fine_tune(config, is_chief):
@@ -274,3 +289,27 @@ def _with_gradient_accumulation(optimizer, config):
              steps, config.batch_size, config.num_clones,
              config.batch_size * config.num_clones * steps)
     return optimization.GradientAccumulationOptimizer(optimizer, steps, config.clip_gradient_norm)
+
+
+# --- Evaluation while training: the learning rate of reduce_on_plateau (issue 16) ---------------
+
+def _plateau_rate(learning_rate):
+    """A non-trainable learning-rate variable, saved with the checkpoints so a resume keeps it."""
+    variable = tf.get_variable('plateau_learning_rate', initializer=float(learning_rate),
+                               dtype=tf.float32, trainable=False)
+    new_value = tf.placeholder(tf.float32, [], name='new_plateau_learning_rate')
+    return PlateauRate(variable=variable, new_value=new_value,
+                       assign=variable.assign(new_value).op)
+
+
+def _warmed_up(rate, config, num_samples, global_step):
+    """`rate`, reached linearly over the first --warmup_epochs as the other schedules do."""
+    images_per_step = (config.batch_size * config.num_clones
+                       * sync_replicas.replicas_to_aggregate(config))
+    warmup_steps = (optimization.decay_steps_per(num_samples, images_per_step,
+                                                 config.warmup_epochs)
+                    if config.warmup_epochs else 0)
+    if warmup_steps:
+        step = tf.cast(global_step, tf.float32)
+        rate = tf.where(step < warmup_steps, rate * (step + 1.0) / warmup_steps, rate)
+    return tf.identity(rate, name='scheduled_learning_rate')

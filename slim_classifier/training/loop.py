@@ -9,7 +9,10 @@ return; a NaN or infinite loss stops without saving, so the last good
 checkpoint stays the newest. A bad record or label stops training too, after
 saving the steps done before it. A full device stops it with the path that
 did not fit and the last good checkpoint, whose save leftovers are removed;
-a step out of memory names the --batch_size to lower.
+a step out of memory names the --batch_size to lower. With
+`eval_every_n_steps`, the chief saves and evaluates a checkpoint every N steps
+and at the end (training/periodic_eval.py), and stops early when the
+evaluations say so.
 """
 
 import contextlib
@@ -22,6 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -32,6 +36,9 @@ from slim_classifier.runtime import checkpoints, files
 from slim_classifier.training import cluster
 from slim_classifier.training.config import TrainConfig
 from slim_classifier.training.graph import LABEL_CHECK, TrainingGraph
+
+if TYPE_CHECKING:
+    from slim_classifier.training.periodic_eval import PeriodicEvaluation
 
 log = logging.getLogger('train')
 
@@ -48,7 +55,7 @@ class LabelError(TrainingError):
 class TrainResult:
     global_step: int
     checkpoint: str | None  # None on a worker other than the chief
-    stopped_by: str  # 'max_number_of_steps' or the signal's name
+    stopped_by: str  # 'max_number_of_steps', 'early_stopping' or the signal's name
 
 
 class StopSignals:
@@ -74,9 +81,10 @@ class StopSignals:
 
 
 def run_loop(sess: tf.Session, saver: tf.train.Saver, model: TrainingGraph, config: TrainConfig,
-             is_chief: bool) -> TrainResult:
+             is_chief: bool, evaluation: 'PeriodicEvaluation | None' = None) -> TrainResult:
+    """Steps, saves and logs; `evaluation`, on the chief, evaluates every N steps and at the end."""
     with _cluster_loss_explained(config.cluster_role):
-        return _steps(sess, saver, model, config, is_chief)
+        return _steps(sess, saver, model, config, is_chief, evaluation)
 
 
 @contextlib.contextmanager
@@ -93,9 +101,11 @@ def _cluster_loss_explained(role: cluster.ClusterRole | None) -> Iterator[None]:
         ) from None
 
 
-def _steps(sess, saver, model, config, is_chief):
+def _steps(sess, saver, model, config, is_chief, evaluation):
     records = _Records(sess, saver, config) if is_chief else _NoRecords()
     step = sess.run(model.global_step)
+    if evaluation is not None:
+        evaluation.resume(step)
     window = Throughput(model.images_per_step)
     stopped_by = 'max_number_of_steps'
     with StopSignals() as signals:
@@ -131,8 +141,17 @@ def _steps(sess, saver, model, config, is_chief):
                 log.info('%s received: %s at step %d and stopping', stopped_by,
                          records.final_action, step)
                 break
+            if evaluation is not None and evaluation.due(step):
+                if _evaluate(sess, records, evaluation, step, window):
+                    stopped_by = 'early_stopping'
+                    log.info('Early stopping at step %d: %s', step, evaluation.stop_reason())
+                    break
             records.save_if_due(step)
         checkpoint = records.finish(step, window)
+        if (evaluation is not None and stopped_by == 'max_number_of_steps'
+                and not evaluation.evaluated(step)):
+            _evaluate(sess, records, evaluation, step, window)
+            checkpoint = records.last_good_checkpoint()
     if model.sync is not None and is_chief:
         # Workers waiting for an aggregated update that will not come get a token:
         # they see the final global step, or a stop signal of their own, and stop;
@@ -185,6 +204,12 @@ class _Records:
     def save_if_due(self, step):
         if time.monotonic() - self._last_save >= self._save_interval_secs:
             self._save(step)
+
+    def checkpoint_of(self, step, again=False) -> str:
+        """The checkpoint of `step`, saved now unless it already is (or `again`)."""
+        if again or not self._saved(step):
+            self._save(step)
+        return self._last_checkpoint
 
     def save_before_stopping(self, step):
         """Saves the steps done since the last checkpoint, when training stops on bad data."""
@@ -293,6 +318,10 @@ class Throughput:
     def add_step(self):
         self._steps += 1
 
+    def leave_out(self, seconds: float):
+        """Leaves `seconds` spent on something else than steps (an evaluation) out of the rate."""
+        self._start += seconds
+
     def rate(self) -> float:
         """The rate since the window started (the last full window's before any step)."""
         elapsed = time.monotonic() - self._start
@@ -308,6 +337,21 @@ class Throughput:
     def summary(self):
         return tf.Summary(value=[tf.Summary.Value(tag='images_per_sec',
                                                   simple_value=self.rate())])
+
+
+def _evaluate(sess, records, evaluation, step, window) -> bool:
+    """Saves and evaluates the checkpoint of `step`; whether training should stop early.
+
+    A reduce_on_plateau reduction is saved at once in the checkpoint of the
+    step, so a resume from it has the rate its evaluations led to.
+    """
+    started = time.monotonic()
+    verdict = evaluation.evaluate(records.checkpoint_of(step), step)
+    if verdict.lower_rate:
+        evaluation.lower_learning_rate(sess)
+        records.checkpoint_of(step, again=True)
+    window.leave_out(time.monotonic() - started)
+    return verdict.stop
 
 
 def _log_progress(step, loss, learning_rate, rate, images_per_step, max_steps):

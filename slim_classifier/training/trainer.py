@@ -15,6 +15,11 @@ loses work:
 * a fine-tuning checkpoint whose variables do not fit is refused before the
   first step, with the `--checkpoint_exclude_scopes` value that would fit.
 
+With `eval_every_n_steps`, the chief evaluates a checkpoint on a held-out split
+every N steps and at the end, keeps the best one in `<train_dir>/best/`, and
+can stop early or lower a reduce_on_plateau learning rate
+(training/periodic_eval.py).
+
 Given a cluster (`TrainConfig.cluster_role`, see training/cluster.py), it is one
 worker of between-graph replication: the variables live on the parameter
 servers, each worker trains on its own batches, and only the chief initialises
@@ -24,14 +29,16 @@ variables ready, so a worker that dies can be restarted and rejoins. Updates
 are asynchronous unless `sync_replicas` (training/sync_replicas.py).
 """
 
+import contextlib
 import logging
 import os
+import shutil
 
 import tensorflow.compat.v1 as tf
 
 from slim_classifier.errors import TrainingError
 from slim_classifier.runtime import checkpoints, files, run_config, session_config
-from slim_classifier.training import cluster, sessions
+from slim_classifier.training import cluster, periodic_eval, sessions
 from slim_classifier.training.config import TrainConfig
 from slim_classifier.training.graph import build_training_graph
 from slim_classifier.training.loop import METRICS_FILENAME, TrainResult, run_loop
@@ -54,6 +61,7 @@ def train(config: TrainConfig) -> TrainResult:
         or inconsistent distribution settings.
     """
     _check_distribution(config)
+    _check_evaluation(config)
     role = config.cluster_role
     is_chief = role is None or role.is_chief
     created = is_chief and not tf.gfile.Exists(config.train_dir)
@@ -105,9 +113,12 @@ def _remove_unfinished_run(train_dir: str) -> None:
     if not os.path.isdir(train_dir) or checkpoints.checkpoints_in(train_dir):
         return
     for name in os.listdir(train_dir):
-        if name in (run_config.RUN_CONFIG_FILENAME, METRICS_FILENAME) or name.startswith(
+        if name in (run_config.RUN_CONFIG_FILENAME, METRICS_FILENAME,
+                    periodic_eval.EVAL_METRICS_FILENAME) or name.startswith(
                 'events.out.tfevents.'):
             os.remove(os.path.join(train_dir, name))
+        elif name == periodic_eval.EVAL_DIRNAME:
+            shutil.rmtree(os.path.join(train_dir, name))
     if not os.listdir(train_dir):
         os.rmdir(train_dir)
 
@@ -133,8 +144,28 @@ def _train(config: TrainConfig, role, is_chief: bool) -> TrainResult:
         if role is not None:
             cluster.wait_for_parameter_servers(role, config.cluster_timeout_secs)
         open_session = sessions.chief_session if is_chief else sessions.worker_session
-        with open_session(master, settings, saver, model, config) as sess:
-            return run_loop(sess, saver, model, config, is_chief)
+        with _evaluation(config, model, is_chief) as evaluation, open_session(
+                master, settings, saver, model, config) as sess:
+            return run_loop(sess, saver, model, config, is_chief, evaluation)
+
+
+def _evaluation(config: TrainConfig, model, is_chief: bool):
+    """The chief's evaluations while training, as a context; a null context without them."""
+    if config.eval_every_n_steps is None or not is_chief:
+        return contextlib.nullcontext()
+    return periodic_eval.PeriodicEvaluation(config, model.plateau)
+
+
+def _check_evaluation(config: TrainConfig) -> None:
+    config.check_evaluation_options()
+    if config.eval_every_n_steps is None:
+        return
+    if '://' in config.train_dir:
+        raise ValueError('--eval_every_n_steps keeps the best checkpoint in a local '
+                         '--train_dir; got %s' % config.train_dir)
+    if config.early_stopping_patience is not None and config.cluster_role is not None:
+        raise ValueError('--early_stopping_patience cannot stop the workers of a cluster; '
+                         'train with --max_number_of_steps instead')
 
 
 def _check_distribution(config: TrainConfig) -> None:
