@@ -178,11 +178,12 @@ def test_evaluation_takes_the_precision_flags_and_agrees_with_float32(digits_dir
     result = trainer.train(helpers.lenet_config(tmp_path / 'train', digits_dir,
                                                 max_number_of_steps=150))
     expected = helpers.digits_test_accuracy(result.checkpoint, digits_dir)
-    for flag, sign in (('--precision=bf16', None),
-                       ('--precision=float16', 'float16 is emulated on the CPU'),
-                       ('--xla', XLA_COMPILED_LINE)):
-        accuracy, stderr = _command_line_evaluation(result.checkpoint, digits_dir,
-                                                    tmp_path / flag.strip('-'), flag)
-        assert abs(accuracy - expected) <= 0.02, (flag, accuracy, expected)
-        if sign is not None and not tf.config.list_physical_devices('GPU'):
-            assert sign in stderr, (flag, stderr[-2000:])
+    # bf16 and XLA in one process (the XLA line shows the flags were both read).
+    for flags, sign in ((('--precision=bf16', '--xla'), XLA_COMPILED_LINE),
+                        (('--precision=float16',), 'float16 is emulated on the CPU')):
+        eval_dir = tmp_path / '_'.join(flag.strip('-') for flag in flags)
+        accuracy, stderr = _command_line_evaluation(result.checkpoint, digits_dir, eval_dir,
+                                                    *flags)
+        assert abs(accuracy - expected) <= 0.02, (flags, accuracy, expected)
+        if not tf.config.list_physical_devices('GPU'):
+            assert sign in stderr, (flags, stderr[-2000:])
