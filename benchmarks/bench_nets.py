@@ -17,14 +17,23 @@ import common  # noqa: F401  (sets sys.path and logging first)
 import keras
 import tensorflow as tf
 
+import compute
 from nets import nets_factory
 from slim_classifier.compat import slim
 
+# The keras.applications build of each of our nets that has one; the
+# architectures differ in detail (where ResNet strides, NASNet's drop path,
+# the auxiliary heads), so the suite prints the FLOPs of both.
 KERAS_APPLICATIONS = {
     'vgg_16': keras.applications.VGG16,
     'vgg_19': keras.applications.VGG19,
     'inception_v3': keras.applications.InceptionV3,
+    'resnet_v1_50': keras.applications.ResNet50,
+    'mobilenet_v2': keras.applications.MobileNetV2,
+    'inception_resnet_v2': keras.applications.InceptionResNetV2,
+    'nasnet_mobile': keras.applications.NASNetMobile,
 }
+KERAS_NETS = ['lenet'] + sorted(KERAS_APPLICATIONS)
 DEFAULT_BATCH = {'lenet': 64, 'vgg_16': 4, 'vgg_19': 4, 'inception_v3': 4}
 # Keras's mixed precision policy for each of our --precision values the benchmarks compare.
 KERAS_POLICIES = {'float32': 'float32', 'bf16': 'mixed_bfloat16'}
@@ -52,6 +61,22 @@ def keras_model(name, input_shape, classes):
                                     classifier_activation=None)
 
 
+def keras_forward_flops_per_image(name: str, input_shape: tuple[int, ...], classes: int) -> int:
+    """The profiler's float operations of the Keras model's training forward pass, one image.
+
+    The model's call in training mode, as fit() runs it, is traced into a
+    graph (a tf.function's concrete function for a batch of one) and counted
+    by `compute.graph_float_ops`, as ours is. Keras's batch normalization runs
+    as element-wise ops, which the profiler counts; ours runs as fused batch
+    norm, which it does not: a few percent of a small net such as MobileNetV2.
+    """
+    model = keras_model(name, input_shape, classes)
+    forward = tf.function(lambda images: model(images, training=True))
+    graph = forward.get_concrete_function(tf.TensorSpec((1,) + tuple(input_shape),
+                                                        tf.float32)).graph
+    return compute.graph_float_ops(graph)
+
+
 def slim_runners(name, images, labels, classes, threads, config=None):
     """Session-run closures for one training step and one inference batch.
 
@@ -61,7 +86,8 @@ def slim_runners(name, images, labels, classes, threads, config=None):
     with graph.as_default():
         image_tensor = tf.constant(images)
         label_tensor = tf.constant(labels)
-        kwargs = {'create_aux_logits': False} if name == 'inception_v3' else {}
+        kwargs = ({'create_aux_logits': False} if name in ('inception_v3', 'inception_resnet_v2')
+                  else {})
         train_fn = nets_factory.get_network_fn(name, classes, is_training=True)
         logits, _ = train_fn(image_tensor, **kwargs)
         loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(label_tensor, logits)

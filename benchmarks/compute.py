@@ -2,11 +2,12 @@
 
 `matmul_peak` measures the machine's practical peak: a large square matrix
 multiply in a Session, the op that oneDNN runs closest to the hardware's
-limit. `training_flops_per_image` counts a net's training work with
-TensorFlow's profiler: the float operations of the forward graph for one
-image, times 3, because the backward pass computes two products of the same
-size per layer (the gradient with respect to the layer's input and the one
-with respect to its weights).
+limit. `forward_flops_per_image` counts a net's forward work with
+TensorFlow's profiler (`graph_float_ops`): the float operations of the
+forward graph for one image. `training_flops_per_image` is that times 3,
+because the backward pass computes two products of the same size per layer
+(the gradient with respect to the layer's input and the one with respect to
+its weights).
 """
 
 import dataclasses
@@ -80,7 +81,13 @@ def _multiply_round(session: tf.Session, product: tf.Tensor, min_seconds: float
 
 
 def training_flops_per_image(model_name: str, num_classes: int, image_size: int) -> float:
-    """Floating-point operations of one training step per image, counted by the profiler.
+    """Floating-point operations of one training step per image: the forward ones x 3."""
+    return float(TRAINING_TO_FORWARD_FLOPS
+                 * forward_flops_per_image(model_name, num_classes, image_size))
+
+
+def forward_flops_per_image(model_name: str, num_classes: int, image_size: int) -> int:
+    """Floating-point operations of the forward pass for one image, counted by the profiler.
 
     The forward graph is built as training builds it (`is_training=True`,
     auxiliary logits included) for a batch of one. Only the ops the logits
@@ -97,7 +104,15 @@ def training_flops_per_image(model_name: str, num_classes: int, image_size: int)
                                                   [head.op.name for head in heads])
     with tf.Graph().as_default() as forward_graph:
         tf.import_graph_def(forward, name='')
-        options = tf.profiler.ProfileOptionBuilder.float_operation()
-        options['output'] = 'none'
-        forward_flops = tf.profiler.profile(forward_graph, options=options).total_float_ops
-    return float(TRAINING_TO_FORWARD_FLOPS * forward_flops)
+    return graph_float_ops(forward_graph)
+
+
+def graph_float_ops(graph: tf.Graph) -> int:
+    """The profiler's float_ops of every op of `graph` whose shapes are known.
+
+    The profiler counts the ops that register a flops statistic: convolutions,
+    matrix products, element-wise arithmetic, pooling; not fused batch norm.
+    """
+    options = tf.profiler.ProfileOptionBuilder.float_operation()
+    options['output'] = 'none'
+    return tf.profiler.profile(graph, options=options).total_float_ops

@@ -8,13 +8,17 @@ that `evaluation.exporter` writes, run batch by batch in a Session on
 preprocessed images, against Keras `predict()` on the same images. The Keras
 weights are random: speed does not depend on them.
 
+`--precision=bf16` runs our evaluator and frozen graph with the oneDNN
+bfloat16 rewrite (`--precision=bf16` of eval_image_classifier.py) and builds
+the Keras model under the `mixed_bfloat16` policy.
+
 Both sides live in this one process and alternate round by round, so a slow
 spell of the shared machine hits both; the best round of each is kept. The
 job prints one JSON line of images/sec.
 
     python benchmarks/inference_jobs.py --model_name=lenet --checkpoint=/tmp/train/model.ckpt-100 \\
         --dataset_name=digits --dataset_dir=/tmp/digits --split=test --batch_size=100 \\
-        --num_batches=3 --work_dir=/tmp/inference
+        --num_batches=3 --work_dir=/tmp/inference --precision=bf16
 """
 
 import argparse
@@ -29,7 +33,7 @@ import common  # noqa: F401  (sets sys.path and logging first)
 import keras
 import tensorflow as tf
 
-from bench_nets import keras_model
+from bench_nets import KERAS_POLICIES, keras_model
 from datasets import dataset_factory
 from slim_classifier.evaluation import evaluator
 from slim_classifier.runtime.batches import evaluation_batches
@@ -57,7 +61,15 @@ def eval_batches(args: argparse.Namespace) -> tf.data.Dataset:
 def keras_classifier(args: argparse.Namespace, num_classes: int) -> keras.Model:
     spec = nets_factory.get_network_spec(args.model_name)
     size = spec.default_image_size
-    model = keras_model(args.model_name, (size, size, spec.num_channels), num_classes)
+    keras.mixed_precision.set_global_policy(KERAS_POLICIES[args.precision])
+    input_shape = (size, size, spec.num_channels)
+    model = keras_model(args.model_name, input_shape, num_classes)
+    if model.compute_dtype != 'float32':
+        # Keras's top-k accuracy takes float32 logits only (in_top_k); a float32
+        # output layer is the mixed precision guide's advice anyway.
+        images = keras.Input(input_shape)
+        logits = keras.layers.Activation('linear', dtype='float32')(model(images))
+        model = keras.Model(images, logits)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=['sparse_categorical_accuracy',
                            keras.metrics.SparseTopKCategoricalAccuracy(k=min(TOP_K,
@@ -85,7 +97,8 @@ def evaluation_rates(args: argparse.Namespace, model: keras.Model) -> dict[str, 
         dataset_split_name=args.split, model_name=args.model_name,
         batch_size=args.batch_size, max_num_batches=args.num_batches,
         num_readers=NUM_READERS, num_preprocessing_threads=NUM_PREPROCESSING_THREADS,
-        session_config=session_config.make_session_config())
+        precision=args.precision,
+        session_config=session_config.make_session_config(args.precision))
     batches = eval_batches(args)
     num_images = sum(int(images.shape[0]) for images, _ in batches)
 
@@ -112,7 +125,8 @@ def inference_rates(args: argparse.Namespace, model: keras.Model, class_names: l
         tf1.import_graph_def(graph_def, name='')
     # Not a `with` block: that would make the graph the default one and put
     # Keras's predict() in graph mode.
-    session = tf1.Session(graph=graph, config=session_config.make_session_config())
+    session = tf1.Session(graph=graph,
+                          config=session_config.make_session_config(args.precision))
 
     def frozen_graph():
         for start in range(0, len(images), args.batch_size):
@@ -139,6 +153,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batch_size', type=int, required=True)
     parser.add_argument('--num_batches', type=int, required=True)
     parser.add_argument('--rounds', type=int, default=2)
+    parser.add_argument('--precision', choices=sorted(KERAS_POLICIES), default='float32')
     parser.add_argument('--work_dir', required=True, help='where the eval and export files go')
     return parser.parse_args()
 

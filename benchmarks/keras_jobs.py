@@ -1,12 +1,12 @@
 """The Keras 3 side of run_all.py: `fit()` on the same records, one job per process.
 
 The model is the Keras build of the same architecture (`bench_nets.keras_model`:
-keras.applications VGG16 / InceptionV3, a Sequential LeNet). The data is the
-same TFRecords through the same tf.data pipeline and preprocessing as our
-trainer's (`training_batches` with the net's training preprocessing,
-the trainer's default reader and preprocessing threads), so the two sides
-differ only in what runs the model. The optimizer is SGD with
-momentum, as our trainer's `--optimizer=momentum`.
+keras.applications VGG16, InceptionV3, ResNet50, MobileNetV2, InceptionResNetV2,
+NASNetMobile; a Sequential LeNet). The data is the same TFRecords through the
+same tf.data pipeline and preprocessing as our trainer's (`training_batches`
+with the net's training preprocessing, the trainer's default reader and
+preprocessing threads), so the two sides differ only in what runs the model.
+The optimizer is SGD with momentum, as our trainer's `--optimizer=momentum`.
 
 The job prints one JSON line: per window of `--log_every` steps, the images
 it trained on and the wall-clock and CPU seconds it took (CPU time of the
@@ -23,7 +23,7 @@ import time
 import common  # noqa: F401  (sets sys.path and logging first)
 import keras
 
-from bench_nets import KERAS_POLICIES, keras_model
+from bench_nets import KERAS_NETS, KERAS_POLICIES, keras_model
 from datasets import dataset_factory
 from nets import nets_factory
 from slim_classifier.runtime.batches import training_batches
@@ -74,8 +74,7 @@ def train(args: argparse.Namespace) -> dict:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--model_name', required=True, choices=['lenet', 'vgg_16', 'vgg_19',
-                                                                'inception_v3'])
+    parser.add_argument('--model_name', required=True, choices=KERAS_NETS)
     parser.add_argument('--dataset_name', required=True)
     parser.add_argument('--dataset_dir', required=True)
     parser.add_argument('--batch_size', type=int, required=True)

@@ -1,7 +1,8 @@
 """The performance suite in one command: our trainer, evaluator and exports against Keras 3.
 
-For lenet (digits records), vgg_16 and inception_v3 (JPEG photo records) it
-measures, in one run, and prints as one table with ratios:
+For lenet (digits records), vgg_16, inception_v3, resnet_v1_50, mobilenet_v2,
+inception_resnet_v2 and nasnet_mobile (JPEG photo records) it measures, in
+one run, and prints as one table with ratios:
 
 * training images/sec of `train_image_classifier.py` (the command users run:
   records, tf.data pipeline, preprocessing, net, momentum optimizer) against
@@ -12,6 +13,12 @@ measures, in one run, and prints as one table with ratios:
   out, from the trainer's metrics.jsonl and from a Keras callback;
 * CPU milliseconds per image of the same windows: on a machine shared with
   other work, CPU time per image holds far steadier than images/sec;
+* the forward FLOPs per image of both sides, each counted by TensorFlow's
+  profiler on its own graph (ours as training builds it, Keras's model
+  traced in training mode), and the training FLOP/s of ours over Keras's:
+  the keras.applications builds differ from ours in detail (ResNet50 strides
+  at the start of a block, ours at its end; no auxiliary heads; NASNet's
+  drop path), so the images/sec ratio alone can mislead;
 * peak resident memory (VmHWM) of each training process;
 * the achieved floating-point rate of our training step (profiler FLOPs of
   the forward graph x 3, times images/sec) as a fraction of a large matrix
@@ -20,15 +27,21 @@ measures, in one run, and prints as one table with ratios:
   training step consumes; and our tf.data pipeline against the original
   queue-based one (`bench_input_pipeline.py`);
 * evaluation and exported-graph inference images/sec against Keras
-  `evaluate()` and `predict()` (`inference_jobs.py`).
+  `evaluate()` and `predict()` (`inference_jobs.py`), in each precision.
+
+Each net's plan holds its goals: our images/sec over Keras's, in float32 and
+in bf16, for training (and, for the nets of issue 14, evaluation and
+inference); where set, our bf16 over our float32 and the float32 training
+rate over the matmul peak.
 
 The table is written to --output as JSON too, with every timed window and the
 load average around each run. The work directory needs about 3 GB per round
 (VGG-16 checkpoints).
 
-    python benchmarks/run_all.py                    # 10 to 15 minutes on 2 cores
+    python benchmarks/run_all.py                    # about 30 minutes on 2 cores
     python benchmarks/run_all.py --quick            # LeNet only, about a minute
     python benchmarks/run_all.py --nets inception_v3 --precisions float32 --rounds 3
+    python benchmarks/run_all.py --nets mobilenet_v2 --steps_scale 0.5   # a smoke run
 """
 
 import argparse
@@ -45,6 +58,7 @@ import common  # before the project's imports: it puts the repository on sys.pat
 import tensorflow.compat.v1 as tf
 
 import bench_input_pipeline
+import bench_nets
 import compute
 from datasets import dataset_factory, input_pipeline
 from nets import nets_factory
@@ -65,14 +79,16 @@ NUM_PREPROCESSING_THREADS = 4
 PHOTO_RECORDS = 256
 PHOTO_SHARDS = 4
 
-# The goals of the performance issue.
+# The goals of the performance issues.
 SPEED_GOAL = 1.2  # our training images/sec over Keras's, same precision
 BF16_GOAL = 1.6  # our bf16 images/sec over our float32
 PEAK_GOAL = 0.70  # inception_v3 float32 training rate over the float32 matmul peak
 PIPELINE_GOAL = 3.0  # input pipeline over training consumption
 QUEUES_GOAL = 2.0  # tf.data pipeline over the queue-based one
 MEMORY_GOAL = 1.0  # our peak resident memory over Keras's, at most
-
+# Issue 14's nets: our images/sec over Keras's, training and inference.
+ISSUE_14_FLOAT32_GOAL = 1.1
+ISSUE_14_BF16_GOAL = 1.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +103,22 @@ class NetPlan:
     eval_split: str
     eval_batch_size: int
     eval_batches: int
+    # Our images/sec over Keras's that the net is held to, in float32 and bf16.
+    float32_goal: float = SPEED_GOAL
+    bf16_goal: float = SPEED_GOAL
+    inference_goal: bool = False  # evaluation and inference are held to them too
+    bf16_speed_up_goal: float | None = BF16_GOAL  # our bf16 over our float32
+    peak_goal: float | None = None  # float32 training rate over the matmul peak
+
+    def speed_goal(self, precision: str) -> float:
+        return {'float32': self.float32_goal, 'bf16': self.bf16_goal}[precision]
+
+
+def _issue_14_plan(model_name: str, batch_size: int, steps: int, log_every: int) -> NetPlan:
+    return NetPlan(model_name, 'photos', batch_size=batch_size, steps=steps,
+                   log_every=log_every, warmup_windows=1, eval_split='train',
+                   eval_batch_size=batch_size, eval_batches=4, float32_goal=ISSUE_14_FLOAT32_GOAL,
+                   bf16_goal=ISSUE_14_BF16_GOAL, inference_goal=True, bf16_speed_up_goal=None)
 
 
 PLANS = {plan.model_name: plan for plan in (
@@ -95,7 +127,11 @@ PLANS = {plan.model_name: plan for plan in (
     NetPlan('vgg_16', 'photos', batch_size=4, steps=12, log_every=3, warmup_windows=1,
             eval_split='train', eval_batch_size=4, eval_batches=4),
     NetPlan('inception_v3', 'photos', batch_size=8, steps=24, log_every=4, warmup_windows=1,
-            eval_split='train', eval_batch_size=8, eval_batches=4),
+            eval_split='train', eval_batch_size=8, eval_batches=4, peak_goal=PEAK_GOAL),
+    _issue_14_plan('resnet_v1_50', batch_size=8, steps=16, log_every=4),
+    _issue_14_plan('mobilenet_v2', batch_size=16, steps=24, log_every=6),
+    _issue_14_plan('inception_resnet_v2', batch_size=4, steps=12, log_every=3),
+    _issue_14_plan('nasnet_mobile', batch_size=16, steps=24, log_every=6),
 )}
 QUICK_PLANS = {'lenet': dataclasses.replace(PLANS['lenet'], steps=120, log_every=20,
                                             eval_batches=2)}
@@ -265,12 +301,14 @@ def train_keras(plan: NetPlan, precision: str, dataset_dir: str) -> TrainRun:
                     plan.warmup_windows, peak_rss_mb, (load_before, os.getloadavg()[0]))
 
 
-def measure_inference(plan: NetPlan, checkpoint: str, dataset_dir: str, work_dir: str) -> dict:
+def measure_inference(plan: NetPlan, precision: str, checkpoint: str, dataset_dir: str,
+                      work_dir: str) -> dict:
     command = [sys.executable, os.path.join(BENCHMARKS, 'inference_jobs.py'),
                '--model_name=' + plan.model_name, '--checkpoint=' + checkpoint,
                '--dataset_name=' + plan.dataset_name, '--dataset_dir=' + dataset_dir,
                '--split=' + plan.eval_split, '--batch_size=%d' % plan.eval_batch_size,
-               '--num_batches=%d' % plan.eval_batches, '--work_dir=' + work_dir]
+               '--num_batches=%d' % plan.eval_batches, '--work_dir=' + work_dir,
+               '--precision=' + precision]
     lines, _ = run_job(command)
     return _json_line(lines)
 
@@ -320,6 +358,32 @@ def _image_size(plan: NetPlan) -> int:
     return nets_factory.get_network_spec(plan.model_name).default_image_size
 
 
+@dataclasses.dataclass(frozen=True)
+class ForwardFlops:
+    """Float operations of one image's forward pass on each side, from the profiler."""
+    ours: int
+    keras: int
+
+
+def forward_flops(plan: NetPlan, num_classes: int) -> ForwardFlops:
+    size = _image_size(plan)
+    channels = nets_factory.get_network_spec(plan.model_name).num_channels
+    return ForwardFlops(
+        compute.forward_flops_per_image(plan.model_name, num_classes, size),
+        bench_nets.keras_forward_flops_per_image(plan.model_name, (size, size, channels),
+                                                 num_classes))
+
+
+def scale_steps(plan: NetPlan, scale: float) -> NetPlan:
+    """The plan with `scale` times its training steps and evaluation batches.
+
+    Whole windows only, and at least one steady window after the warm-up ones.
+    """
+    windows = max(plan.warmup_windows + 1, round(scale * plan.steps / plan.log_every))
+    return dataclasses.replace(plan, steps=windows * plan.log_every,
+                               eval_batches=max(1, round(scale * plan.eval_batches)))
+
+
 def prepare_data(plans: list[NetPlan], work_dir: str) -> dict[str, str]:
     """Writes the records the plans need; returns dataset name -> directory."""
     directories = {}
@@ -352,65 +416,82 @@ class Row:
                 '%.4g' % self.reference, '%.2fx' % self.ratio, self.goal, met]
 
 
-def training_rows(ours: TrainRun, keras: TrainRun, flops_per_image: float,
+def _goal_cells(goal: float | None, ratio: float, fmt: str = '>= %.1fx'
+                ) -> tuple[str, bool | None]:
+    """The goal and met cells of a ratio that should reach `goal`; blank without one."""
+    if goal is None:
+        return '', None
+    return fmt % goal, ratio >= goal
+
+
+def flops_row(net: str, flops: ForwardFlops) -> Row:
+    return Row(net, '-', 'forward GFLOP/image (profiler): ours / keras', flops.ours / 1e9,
+               flops.keras / 1e9, flops.ours / flops.keras)
+
+
+def training_rows(plan: NetPlan, ours: TrainRun, keras: TrainRun, flops: ForwardFlops,
                   peak: compute.Peak) -> list[Row]:
     net, precision = ours.model_name, ours.precision
     speed = ours.images_per_sec / keras.images_per_sec
     cpu_saving = keras.cpu_ms_per_image / ours.cpu_ms_per_image
     memory = ours.peak_rss_mb / keras.peak_rss_mb
+    flops_per_image = compute.TRAINING_TO_FORWARD_FLOPS * flops.ours
     achieved = flops_per_image * ours.images_per_sec / 1e9
+    keras_achieved = compute.TRAINING_TO_FORWARD_FLOPS * flops.keras * keras.images_per_sec / 1e9
     # A CPU second of the step against a CPU second of the multiply: the
     # share of the machine's reach the step uses while it holds the cores.
     achieved_per_cpu = flops_per_image / (ours.cpu_ms_per_image / 1000.0) / 1e9
     share = achieved / peak.gflops
     cpu_share = achieved_per_cpu / peak.gflops_per_cpu_second
-    on_goal = net == 'inception_v3' and precision == 'float32'
-    peak_goal = '>= %.2fx' % PEAK_GOAL if on_goal else ''
+    speed_goal = plan.speed_goal(precision)
+    peak_goal = plan.peak_goal if precision == 'float32' else None
     return [
         Row(net, precision, 'train images/sec: ours / keras fit()', ours.images_per_sec,
-            keras.images_per_sec, speed, '>= %.1fx' % SPEED_GOAL, speed >= SPEED_GOAL),
+            keras.images_per_sec, speed, *_goal_cells(speed_goal, speed)),
         Row(net, precision, 'train best window images/sec: ours / keras',
             ours.best_window_images_per_sec, keras.best_window_images_per_sec,
             ours.best_window_images_per_sec / keras.best_window_images_per_sec),
         Row(net, precision, 'train CPU ms/image: keras / ours', ours.cpu_ms_per_image,
-            keras.cpu_ms_per_image, cpu_saving, '>= %.1fx' % SPEED_GOAL,
-            cpu_saving >= SPEED_GOAL),
+            keras.cpu_ms_per_image, cpu_saving, *_goal_cells(speed_goal, cpu_saving)),
+        Row(net, precision, 'train GFLOP/s (profiler x %d): ours / keras'
+            % compute.TRAINING_TO_FORWARD_FLOPS, achieved, keras_achieved,
+            achieved / keras_achieved),
         Row(net, precision, 'train peak RSS MB: ours / keras', ours.peak_rss_mb,
             keras.peak_rss_mb, memory, '<= %.1fx' % MEMORY_GOAL, memory <= MEMORY_GOAL),
         Row(net, precision, 'train GFLOP/s / %s matmul GFLOP/s' % peak.precision, achieved,
-            peak.gflops, share, peak_goal, share >= PEAK_GOAL if on_goal else None),
+            peak.gflops, share, *_goal_cells(peak_goal, share, '>= %.2fx')),
         Row(net, precision, 'train GFLOP per CPU-s / matmul\'s', achieved_per_cpu,
-            peak.gflops_per_cpu_second, cpu_share, peak_goal,
-            cpu_share >= PEAK_GOAL if on_goal else None),
+            peak.gflops_per_cpu_second, cpu_share, *_goal_cells(peak_goal, cpu_share,
+                                                                 '>= %.2fx')),
     ]
 
 
-def precision_rows(runs: dict[tuple[str, str], TrainRun], net: str) -> list[Row]:
+def precision_rows(plan: NetPlan, runs: dict[tuple[str, str], TrainRun]) -> list[Row]:
     """bf16 against float32, for each side."""
+    net = plan.model_name
     rows = []
-    for side, goal in (('ours', BF16_GOAL), ('keras', None)):
+    for side, goal in (('ours', plan.bf16_speed_up_goal), ('keras', None)):
         fast, slow = runs[side, 'bf16'], runs[side, 'float32']
         speed_up = fast.images_per_sec / slow.images_per_sec
         cpu_speed_up = slow.cpu_ms_per_image / fast.cpu_ms_per_image
-        goal_text = '>= %.1fx' % goal if goal else ''
         rows += [
             Row(net, 'bf16', '%s bf16 / float32 images/sec' % side, fast.images_per_sec,
-                slow.images_per_sec, speed_up, goal_text, speed_up >= goal if goal else None),
+                slow.images_per_sec, speed_up, *_goal_cells(goal, speed_up)),
             Row(net, 'bf16', '%s float32 / bf16 CPU ms/image' % side, fast.cpu_ms_per_image,
-                slow.cpu_ms_per_image, cpu_speed_up, goal_text,
-                cpu_speed_up >= goal if goal else None),
+                slow.cpu_ms_per_image, cpu_speed_up, *_goal_cells(goal, cpu_speed_up)),
         ]
     return rows
 
 
-def inference_rows(net: str, rates: dict) -> list[Row]:
-    evaluation, inference = rates['evaluation'], rates['inference']
-    return [
-        Row(net, 'float32', 'eval images/sec: ours / keras evaluate()', evaluation['ours'],
-            evaluation['keras'], evaluation['ours'] / evaluation['keras']),
-        Row(net, 'float32', 'frozen graph images/sec: ours / keras predict()',
-            inference['ours'], inference['keras'], inference['ours'] / inference['keras']),
-    ]
+def inference_rows(plan: NetPlan, precision: str, rates: dict) -> list[Row]:
+    goal = plan.speed_goal(precision) if plan.inference_goal else None
+    rows = []
+    for kind, measurement in (('evaluation', 'eval images/sec: ours / keras evaluate()'),
+                              ('inference', 'frozen graph images/sec: ours / keras predict()')):
+        ours, keras = rates[kind]['ours'], rates[kind]['keras']
+        rows.append(Row(plan.model_name, precision, measurement, ours, keras, ours / keras,
+                        *_goal_cells(goal, ours / keras)))
+    return rows
 
 
 def print_table(rows: list[Row]) -> None:
@@ -459,27 +540,32 @@ def run_suite(plans: list[NetPlan], precisions: list[str], rounds: int, work_dir
     _log('matmul peak: %s' % ', '.join('%s %.0f GFLOP/s' % (p, peak.gflops)
                                        for p, peak in peaks.items()))
     directories = prepare_data(plans, work_dir)
-    rows, runs_report = [], []
+    rows, runs_report, flops_report = [], [], {}
     for plan in plans:
         dataset_dir = directories[plan.dataset_name]
         num_classes = dataset_factory.get_dataset(plan.dataset_name, 'train',
                                                   dataset_dir).num_classes
-        flops = compute.training_flops_per_image(plan.model_name, num_classes, _image_size(plan))
+        flops = forward_flops(plan, num_classes)
+        flops_report[plan.model_name] = dataclasses.asdict(flops)
+        _log('%s forward GFLOP/image: ours %.3f, keras %.3f' % (
+            plan.model_name, flops.ours / 1e9, flops.keras / 1e9))
+        rows.append(flops_row(plan.model_name, flops))
         runs, all_runs, checkpoint = train_both_sides(plan, precisions, rounds, dataset_dir,
                                                       work_dir)
         for precision in precisions:
-            rows += training_rows(runs['ours', precision], runs['keras', precision], flops,
-                                  peaks[precision])
+            rows += training_rows(plan, runs['ours', precision], runs['keras', precision],
+                                  flops, peaks[precision])
         if {'float32', 'bf16'} <= set(precisions):
-            rows += precision_rows(runs, plan.model_name)
+            rows += precision_rows(plan, runs)
         fastest = max(run.images_per_sec for (side, _), run in runs.items() if side == 'ours')
         pipeline = pipeline_images_per_sec(plan, dataset_dir, min_seconds=3.0)
         rows.append(Row(plan.model_name, 'float32', 'pipeline / training images/sec', pipeline,
                         fastest, pipeline / fastest, '>= %.0fx' % PIPELINE_GOAL,
                         pipeline / fastest >= PIPELINE_GOAL))
-        rates = measure_inference(plan, checkpoint, dataset_dir,
-                                  os.path.join(work_dir, 'inference_' + plan.model_name))
-        rows += inference_rows(plan.model_name, rates)
+        for precision in precisions:
+            rates = measure_inference(plan, precision, checkpoint, dataset_dir, os.path.join(
+                work_dir, 'inference_%s_%s' % (plan.model_name, precision)))
+            rows += inference_rows(plan, precision, rates)
         _log('%s: evaluation and inference measured' % plan.model_name)
         runs_report += [dataclasses.asdict(run) for run in all_runs]
     queues = tf_data_against_queues(directories['photos'], rounds=1 if quick else 2,
@@ -498,8 +584,10 @@ def run_suite(plans: list[NetPlan], precisions: list[str], rounds: int, work_dir
                      'momentum': MOMENTUM, 'num_readers': NUM_READERS,
                      'num_preprocessing_threads': NUM_PREPROCESSING_THREADS,
                      'flops': 'tf.compat.v1.profiler float_operation of the forward graph '
-                              'x %d' % compute.TRAINING_TO_FORWARD_FLOPS},
+                              '(ours: built for training; keras: the model traced with '
+                              'training=True) x %d' % compute.TRAINING_TO_FORWARD_FLOPS},
         'peaks': {name: dataclasses.asdict(peak) for name, peak in peaks.items()},
+        'forward_flops_per_image': flops_report,
         'rows': [dataclasses.asdict(row) for row in rows],
         'training_runs': runs_report,
         'input_pipelines': queues,
@@ -544,6 +632,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--rounds', type=int, default=1,
                         help='training runs of each side per net and precision; the fastest '
                              'is kept (a shared machine is noisy)')
+    parser.add_argument('--steps_scale', type=float, default=1.0,
+                        help="multiplies each plan's training steps (whole windows, at least "
+                             'one after the warm-up) and evaluation batches; below 1 for a '
+                             'smoke run')
     parser.add_argument('--output', default=DEFAULT_OUTPUT, help='where the JSON report goes')
     parser.add_argument('--work_dir', default=None,
                         help='where records, checkpoints and exports go; a temporary '
@@ -551,6 +643,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error('--rounds must be >= 1; got %d' % args.rounds)
+    if args.steps_scale <= 0:
+        parser.error('--steps_scale must be > 0; got %g' % args.steps_scale)
     return args
 
 
@@ -558,7 +652,8 @@ def main() -> None:
     args = parse_args()
     plans = QUICK_PLANS if args.quick else PLANS
     names = args.nets or list(plans)
-    selected = [plans.get(name) or PLANS[name] for name in names]
+    selected = [scale_steps(plans.get(name) or PLANS[name], args.steps_scale)
+                for name in names]
     with tempfile.TemporaryDirectory() as temporary:
         work_dir = args.work_dir or temporary
         os.makedirs(work_dir, exist_ok=True)
