@@ -9,7 +9,7 @@ import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 from google.protobuf import text_format
 
-from nets import inception_utils, inception_v1, nets_factory
+from nets import inception_utils, inception_v1
 from preprocessing import preprocessing_factory
 from slim_classifier.compat import slim
 from slim_classifier.runtime.checkpoints import CheckpointMismatch
@@ -52,19 +52,10 @@ def _preprocessed(photos, name, size):
             return session.run(tf.stack(images))
 
 
-def _checkpoint_probabilities(checkpoint, model_name, num_classes, images):
-    with tf.Graph().as_default():
-        inputs = tf.placeholder(tf.float32, images.shape)
-        _, end_points = nets_factory.get_network_fn(model_name, num_classes)(inputs)
-        with tf.Session() as session:
-            tf.train.Saver().restore(session, checkpoint)
-            return session.run(end_points['Predictions'], {inputs: images})
-
-
 @pytest.fixture(scope='module')
 def lenet_reference(trained, photos):
     images = _preprocessed(photos, 'lenet', 28)
-    return images, _checkpoint_probabilities(trained, 'lenet', 10, images)
+    return images, helpers.checkpoint_probabilities(trained, 'lenet', 10, images)
 
 
 def _export(output_file, **overrides):
@@ -144,7 +135,7 @@ def test_inception_saved_model_from_the_command_line(photos, tmp_path):
     """A random inception_v1 through the CLI; the photos get inception preprocessing inside."""
     images = _preprocessed(photos, 'inception', 224)
     checkpoint = _random_inception_checkpoint(tmp_path / 'inception' / 'model.ckpt', images)
-    expected = _checkpoint_probabilities(checkpoint, 'inception_v1', 5, images)
+    expected = helpers.checkpoint_probabilities(checkpoint, 'inception_v1', 5, images)
     assert expected.max() > 0.4, 'the random net should be far from uniform'
     output = tmp_path / 'inception_saved_model'
     result = helpers.run_command(

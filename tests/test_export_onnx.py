@@ -49,15 +49,6 @@ def _preprocessed(encoded_or_pixels, name, size, decode):
             return session.run(images)
 
 
-def _checkpoint_probabilities(checkpoint, model_name, num_classes, images):
-    with tf.Graph().as_default():
-        inputs = tf.placeholder(tf.float32, images.shape)
-        _, end_points = nets_factory.get_network_fn(model_name, num_classes)(inputs)
-        with tf.Session() as session:
-            tf.train.Saver().restore(session, checkpoint)
-            return session.run(end_points['Predictions'], {inputs: images})
-
-
 def _onnx_probabilities(path, images):
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     (model_input,), (model_output,) = session.get_inputs(), session.get_outputs()
@@ -78,7 +69,7 @@ def lenet(tmp_path_factory):
 
 def test_lenet_onnx_matches_the_checkpoint(lenet, tmp_path):
     checkpoint, images = lenet
-    expected = _checkpoint_probabilities(checkpoint, 'lenet', 10, images)
+    expected = helpers.checkpoint_probabilities(checkpoint, 'lenet', 10, images)
     assert expected.max(1).mean() > 0.5, 'the random net should be far from uniform'
     output = str(tmp_path / 'lenet.onnx')
     result = exporter.export(ExportConfig(model_name='lenet', output_file=output,
@@ -101,7 +92,7 @@ def test_inception_v1_onnx_from_the_command_line(tmp_path):
     checkpoint = _random_checkpoint(tmp_path / 'inception' / 'model.ckpt',
                                     _inception_v1_measuring_statistics, images,
                                     'InceptionV1/Logits/Conv2d_0c_1x1/weights')
-    expected = _checkpoint_probabilities(checkpoint, 'inception_v1', 5, images)
+    expected = helpers.checkpoint_probabilities(checkpoint, 'inception_v1', 5, images)
     output = str(tmp_path / 'inception_v1.onnx')
     result = helpers.run_command(
         'export_inference_graph.py', '--model_name=inception_v1', '--dataset_name=flowers',

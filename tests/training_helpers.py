@@ -126,3 +126,14 @@ def digits_test_loss(checkpoint, dataset_dir, moving_average_decay=None):
         lambda logits, labels: tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=labels, logits=logits),
         moving_average_decay)
+
+
+def checkpoint_probabilities(checkpoint, model_name, num_classes, images):
+    """The net's Predictions on preprocessed `images`, with the weights of `checkpoint`."""
+    from nets import nets_factory
+    with tf.Graph().as_default():
+        inputs = tf.placeholder(tf.float32, images.shape)
+        _, end_points = nets_factory.get_network_fn(model_name, num_classes)(inputs)
+        with tf.Session() as session:
+            tf.train.Saver().restore(session, checkpoint)
+            return session.run(end_points['Predictions'], {inputs: images})
