@@ -61,9 +61,7 @@ def exports(trained, digits_dir, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def onnx_export(trained, tmp_path_factory):
-    """The LeNet as ONNX; skipped without the optional 'onnx' extra."""
-    pytest.importorskip('tf2onnx')
-    pytest.importorskip('onnxruntime')
+    """The LeNet as ONNX (the test extra installs the optional 'onnx' extra)."""
     path = str(tmp_path_factory.mktemp('onnx') / 'lenet.onnx')
     exporter.export(ExportConfig(model_name='lenet', output_file=path, class_names=DIGIT_NAMES,
                                  export_format='onnx', checkpoint_path=trained[1]))
