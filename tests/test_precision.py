@@ -10,7 +10,10 @@ from slim_classifier.runtime import session_config
 from slim_classifier.training import optimization, trainer
 from tests import training_helpers as helpers
 
-ACCURACY_STEPS = 600
+# LeNet passes 0.95 on digits in float32 by 200 steps (seed 1); the other precisions must hold
+# most of it. Chance is 0.1.
+ACCURACY_STEPS = 250
+HELD_ACCURACY = 0.93
 # TensorFlow logs this once per process when it runs an XLA-compiled cluster.
 XLA_COMPILED_LINE = 'Compiled cluster using XLA'
 
@@ -55,7 +58,7 @@ def test_lenet_holds_accuracy_in_bf16_with_float32_checkpoints(digits_dir, tmp_p
                                                 max_number_of_steps=ACCURACY_STEPS))
     assert result.global_step == ACCURACY_STEPS
     _assert_float32_checkpoint(result.checkpoint)
-    assert helpers.digits_test_accuracy(result.checkpoint, digits_dir) >= 0.95
+    assert helpers.digits_test_accuracy(result.checkpoint, digits_dir) >= HELD_ACCURACY
 
 
 def test_lenet_holds_accuracy_with_xla_compiled_training(digits_dir, tmp_path):
@@ -73,7 +76,7 @@ def test_lenet_holds_accuracy_with_xla_compiled_training(digits_dir, tmp_path):
     checkpoint = tf.train.latest_checkpoint(str(tmp_path))
     assert checkpoint.endswith('-%d' % ACCURACY_STEPS)
     _assert_float32_checkpoint(checkpoint)
-    assert helpers.digits_test_accuracy(checkpoint, digits_dir) >= 0.95
+    assert helpers.digits_test_accuracy(checkpoint, digits_dir) >= HELD_ACCURACY
 
 
 def test_unknown_precision_is_one_clear_error():
@@ -157,7 +160,7 @@ def test_lenet_holds_accuracy_in_float16_with_float32_checkpoints(digits_dir, tm
                                                 max_number_of_steps=ACCURACY_STEPS))
     assert result.global_step == ACCURACY_STEPS
     _assert_float32_checkpoint(result.checkpoint)
-    assert helpers.digits_test_accuracy(result.checkpoint, digits_dir) >= 0.95
+    assert helpers.digits_test_accuracy(result.checkpoint, digits_dir) >= HELD_ACCURACY
     # A float16 checkpoint resumes in float32: the loss scale was never saved.
     resumed = trainer.train(helpers.lenet_config(tmp_path, digits_dir,
                                                  max_number_of_steps=ACCURACY_STEPS + 10))
