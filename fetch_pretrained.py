@@ -2,8 +2,8 @@
 
     python fetch_pretrained.py --model_name=resnet_v1_50 --checkpoint_dir=/ckpt
 
-The archive named in the zoo table (nets/zoo.py) is downloaded from --base_url
-(resuming a download that was interrupted, with progress), extracted, and
+The archive named in the zoo table (nets/zoo.py) is downloaded from the folder
+it was published in (or from --base_url, a mirror; resuming a download that was interrupted, with progress), extracted, and
 checked by content: it must hold exactly the model variables of the net, in
 their shapes. The archive's path is printed; give it as --checkpoint_path to
 any command.
@@ -25,9 +25,14 @@ The archive's path is printed: give it as --checkpoint_path to train, eval, expo
 classify."""
 
 # Where TF-Slim's 2016-2017 archives (Inception, ResNet, VGG, NASNet, PNASNet) were published.
-# The MobileNet archives were published in release folders of their own: give their folder
-# as --base_url.
 PUBLISHED_BASE_URL = 'https://storage.googleapis.com/download.tensorflow.org/models/'
+# The MobileNet archives were published in release folders of their own, by name prefix.
+_PUBLISHED_FOLDERS = (
+    ('mobilenet_v1_', PUBLISHED_BASE_URL + 'mobilenet_v1_2018_08_02/'),
+    ('mobilenet_v2_', 'https://storage.googleapis.com/mobilenet_v2/checkpoints/'),
+    ('v3-', 'https://storage.googleapis.com/mobilenet_v3/checkpoints/'),
+    ('mobilenet_edgetpu_', 'https://storage.googleapis.com/mobilenet_edgetpu/checkpoints/'),
+)
 
 log = logging.getLogger('fetch')
 
@@ -38,14 +43,23 @@ class FetchOptions:
                                     required=True)
     checkpoint_dir: str | None = option(None, 'Where the archive is stored (and extracted).',
                                         'output', required=True)
-    base_url: str = option(PUBLISHED_BASE_URL, 'The URL of the folder holding the archive '
-                           'under its published name (a mirror works too).', 'data')
+    base_url: str | None = option(None, 'The URL of a folder holding the archive under its '
+                                  'published name (a mirror); by default the folder it was '
+                                  'published in.', 'data')
 
     def __post_init__(self):
         validate(self)
 
 
 flags.define_flags(FetchOptions)
+
+
+def published_url(archive: str) -> str:
+    """The URL a published archive was released at."""
+    for prefix, folder in _PUBLISHED_FOLDERS:
+        if archive.startswith(prefix):
+            return folder + archive
+    return PUBLISHED_BASE_URL + archive
 
 
 def fetch(options: FetchOptions) -> str:
@@ -69,7 +83,9 @@ def fetch(options: FetchOptions) -> str:
                          % (options.model_name, ', '.join(published)))
     path = os.path.join(options.checkpoint_dir, entry.archive)
     # A cached archive that does not open is set aside and downloaded again, once.
-    checkpoint = download_and_open(options.base_url.rstrip('/') + '/' + entry.archive, path,
+    url = (published_url(entry.archive) if options.base_url is None
+           else options.base_url.rstrip('/') + '/' + entry.archive)
+    checkpoint = download_and_open(url, path,
                                    None, pretrained.extracted_checkpoint,
                                    progress=ProgressPrinter(), resume=True)
     problem = _mismatch(options.model_name, entry.num_classes, checkpoint)

@@ -91,3 +91,28 @@ def test_a_net_without_a_published_checkpoint_is_one_line(server, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(
         'error: --model_name=lenet has no published checkpoint; these have one: '
         'inception_resnet_v2, inception_v1,')
+
+
+@pytest.mark.parametrize('archive, folder', [
+    ('resnet_v1_50_2016_08_28.tar.gz', 'https://storage.googleapis.com/download.tensorflow.org/'
+                                       'models/'),
+    ('mobilenet_v1_0.25_224.tgz', 'https://storage.googleapis.com/download.tensorflow.org/'
+                                  'models/mobilenet_v1_2018_08_02/'),
+    ('mobilenet_v2_1.4_224.tgz', 'https://storage.googleapis.com/mobilenet_v2/checkpoints/'),
+    ('v3-small_224_1.0_float.tgz', 'https://storage.googleapis.com/mobilenet_v3/checkpoints/'),
+    ('mobilenet_edgetpu_224_0.75.tgz', 'https://storage.googleapis.com/mobilenet_edgetpu/'
+                                       'checkpoints/'),
+])
+def test_each_archive_is_fetched_from_the_folder_it_was_published_in(archive, folder):
+    import fetch_pretrained
+    assert fetch_pretrained.published_url(archive) == folder + archive
+
+
+def test_every_published_archive_has_a_url_of_its_own_name():
+    import fetch_pretrained
+    from nets.zoo import ZOO
+    archives = {entry.archive for entry in ZOO.values() if entry.archive}
+    urls = {fetch_pretrained.published_url(archive) for archive in archives}
+    assert len(urls) == len(archives)
+    assert all(url.startswith('https://storage.googleapis.com/') for url in urls)
+    assert {url.rsplit('/', 1)[1] for url in urls} == archives
