@@ -34,6 +34,7 @@ from typing import TypeVar
 
 from datasets.progress import ProgressFn, ignore_progress
 from slim_classifier.errors import UserError
+from slim_classifier.runtime.files import disk_full_named
 
 PART_SUFFIX = '.part'
 # What a file at a download's destination is renamed to when it is corrupt.
@@ -217,11 +218,14 @@ def extract_tar(archive_path: str, target_dir: str, max_bytes: int = MAX_EXTRACT
         ArchiveTooLargeError: if it holds more than `max_members` members or
             more than `max_bytes` bytes.
         CorruptArchiveError: if the archive is corrupt or truncated.
+        DiskFullError: if the device of `target_dir` fills up (part of the
+            files may be left).
     """
     os.makedirs(target_dir, exist_ok=True)
     root = os.path.realpath(target_dir)
     try:
-        with tarfile.open(archive_path, 'r:*') as archive:
+        with (disk_full_named(target_dir, 'free space there and run the command again'),
+              tarfile.open(archive_path, 'r:*') as archive):
             members = _checked_members(archive, root, archive_path, max_bytes, max_members)
             # The 'data' filter repeats the checks and also drops unsafe modes.
             archive.extractall(root, members=members, filter='data')
@@ -274,7 +278,8 @@ def _fetch(url: str, partial: str, progress: ProgressFn, timeout: float, start: 
                         digest.update(chunk)
             length = _content_length(response)
             expected = None if length is None else length + (start if resumed else 0)
-            with open(partial, 'ab' if resumed else 'wb') as output:
+            with (disk_full_named(partial, 'free space there and run the command again'),
+                  open(partial, 'ab' if resumed else 'wb') as output):
                 progress(task, received, expected, 'bytes')
                 for chunk in iter(lambda: response.read(_CHUNK_BYTES), b''):
                     output.write(chunk)

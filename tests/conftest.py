@@ -1,6 +1,7 @@
 """Shared test set-up: quiet TensorFlow, shared datasets."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -15,3 +16,26 @@ def digits_dir(tmp_path_factory):
     run_command('download_and_convert_data.py', '--dataset_name=digits',
                 '--dataset_dir=%s' % directory)
     return str(directory)
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """mount(name, size) -> the path of a new tmpfs of `size` (e.g. '1m'); unmounted after.
+
+    Skips the test where mounting is not allowed (it needs root or CAP_SYS_ADMIN).
+    """
+    mounted = []
+
+    def mount(name, size):
+        path = tmp_path / name
+        path.mkdir()
+        result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=' + size, 'tmpfs',
+                                 str(path)], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            pytest.skip('cannot mount a tmpfs to fill: %s' % result.stderr.strip())
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(['umount', str(path)], check=True)

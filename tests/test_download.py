@@ -26,6 +26,7 @@ from datasets.download import (ArchiveError, ArchiveTooLargeError, CorruptArchiv
                                DownloadError, UnsafeArchiveError, download, extract_tar)
 from datasets.downloaded_archive import downloaded_archive
 from datasets.progress import ignore_progress
+from slim_classifier.errors import DiskFullError
 from tests import http_server
 from tests.tfrecord_reading import read_records, shard_paths
 
@@ -552,3 +553,26 @@ def test_flowers_archive_escaping_its_folder_is_refused(server, tmp_path):
     assert not os.path.exists(dataset_dir / 'dataset_info.json')
     assert not os.path.exists(tmp_path / 'evil.txt')
     assert not os.path.exists(dataset_dir / 'evil.txt')
+
+
+# --- A full device (a real tmpfs) ------------------------------------------------------------
+
+def test_extraction_onto_a_full_device_is_one_line_naming_the_folder(tmp_path, mount_tmpfs):
+    archive = tmp_path / 'big.tar.gz'
+    archive.write_bytes(_tar_gz([_file_member('big.bin')], {'big.bin': os.urandom(256 << 10)}))
+    target = mount_tmpfs('small', '64k') / 'out'
+    with pytest.raises(DiskFullError) as raised:
+        extract_tar(str(archive), str(target))
+    assert str(raised.value) == ('no space left on the device to write %s; free space there and '
+                                 'run the command again' % target)
+
+
+def test_a_download_onto_a_full_device_is_one_line_naming_the_file(server, mount_tmpfs):
+    served, url = server
+    (served / 'big.bin').write_bytes(os.urandom(256 << 10))
+    destination = mount_tmpfs('small', '64k') / 'big.bin'
+    with pytest.raises(DiskFullError) as raised:
+        download(url + '/big.bin', str(destination), None)
+    assert str(raised.value) == ('no space left on the device to write %s.part; free space there '
+                                 'and run the command again' % destination)
+    assert os.listdir(destination.parent) == []

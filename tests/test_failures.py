@@ -25,26 +25,6 @@ DIGIT_NAMES = [str(digit) for digit in range(10)]
 FREE_AFTER_FILLING = 2 << 20  # bytes: room for a run's events and logs, not a LeNet checkpoint
 
 
-@pytest.fixture
-def mount_tmpfs(tmp_path):
-    """mount(name, size) -> the path of a new tmpfs of `size` (e.g. '1m'); unmounted after."""
-    mounted = []
-
-    def mount(name, size):
-        path = tmp_path / name
-        path.mkdir()
-        result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=' + size, 'tmpfs',
-                                 str(path)], capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            pytest.skip('cannot mount a tmpfs to fill: %s' % result.stderr.strip())
-        mounted.append(path)
-        return path
-
-    yield mount
-    for path in mounted:
-        subprocess.run(['umount', str(path)], check=True)
-
-
 def _fill(directory, leave=0):
     """Fills the device of `directory` with a filler file, up to `leave` bytes."""
     chunk = b'\0' * (64 << 10)
