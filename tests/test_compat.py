@@ -167,3 +167,66 @@ def test_breakages_are_real_without_the_mends():
         assert last_line.startswith(('AttributeError', 'ModuleNotFoundError')), last_line
     else:
         assert result.returncode == 0, result.stderr
+
+
+def _contexts_answered_by_both():
+    """(sped-up answer, original answer) of executing_eagerly_outside_functions in each context."""
+    from tensorflow.python.framework import ops
+    fast = ops.executing_eagerly_outside_functions
+    answers = {'eager': (fast(), fast.original())}
+    with tf.Graph().as_default():
+        answers['graph'] = (fast(), fast.original())
+
+        @tf.function
+        def in_graph_function():
+            answers['function in a graph'] = (fast(), fast.original())
+            return tf.constant(0)
+        in_graph_function()
+
+    @tf.function
+    def in_eager_function():
+        answers['function traced eagerly'] = (fast(), fast.original())
+        with tf.Graph().as_default():
+            answers['graph in a function'] = (fast(), fast.original())
+        return tf.constant(0)
+    in_eager_function()
+    return answers
+
+
+def test_variable_comparison_speed_up_answers_as_the_original_everywhere():
+    answers = _contexts_answered_by_both()
+    assert answers == {'eager': (True, True), 'graph': (False, False),
+                       'function in a graph': (False, False),
+                       'function traced eagerly': (True, True),
+                       'graph in a function': (False, False)}
+    assert 'executing_eagerly_outside_functions' in slim_compat.APPLIED
+
+
+def _context_walks_building_batch_norms(monkeypatch, layers):
+    """How often building `layers` conv + batch norm layers walks the context stack."""
+    from tensorflow.python.framework import ops
+    walks = []
+    walk = ops._get_outer_context_and_inner_device_stack  # pylint: disable=protected-access
+    monkeypatch.setattr(ops, '_get_outer_context_and_inner_device_stack',
+                        lambda: walks.append(1) or walk())
+    with tf.Graph().as_default():
+        net = tf.ones([2, 4, 4, 3])
+        for index in range(layers):
+            net = slim.batch_norm(slim.conv2d(net, 3, 3, scope='conv%d' % index),
+                                  is_training=True, scope='bn%d' % index)
+        variables = tf.global_variables()
+        # conv weights and biases; batch norm beta and moving statistics
+        assert len(set(variables)) == len(variables) == 5 * layers
+        assert variables[0] == variables[0] and variables[0] != variables[1]
+    return len(walks)
+
+
+def test_building_batch_norms_no_longer_walks_the_context_per_variable_comparison(monkeypatch):
+    """The walks left (variable creation's own) grow linearly, not with the square."""
+    from tensorflow.python.framework import ops
+    fast = [_context_walks_building_batch_norms(monkeypatch, layers) for layers in (10, 20)]
+    monkeypatch.setattr(ops, 'executing_eagerly_outside_functions',
+                        ops.executing_eagerly_outside_functions.original)
+    slow = [_context_walks_building_batch_norms(monkeypatch, layers) for layers in (10, 20)]
+    assert fast[1] <= 2.2 * fast[0]
+    assert slow[1] > 2.8 * slow[0] and slow[0] > 3 * fast[0], (fast, slow)
