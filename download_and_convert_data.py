@@ -2,6 +2,8 @@
 
     download_and_convert_data.py --dataset_name=digits --dataset_dir=/tmp/digits
     download_and_convert_data.py --dataset_name=pets --image_dir=/data/pets --dataset_dir=/tmp/pets
+    download_and_convert_data.py --dataset_name=scenes --image_dir=/data/photos \
+        --labels_csv=/data/labels.csv --dataset_dir=/tmp/scenes
 
 The dataset directory then holds the shards, labels.txt,
 conversion_report.json and, once everything is complete, dataset_info.json.
@@ -17,9 +19,12 @@ SUMMARY = """Converts a built-in dataset or a folder of images to TFRecord shard
 
   download_and_convert_data.py --dataset_name=digits --dataset_dir=DIR
   download_and_convert_data.py --dataset_name=pets --image_dir=PHOTOS --dataset_dir=DIR
+  download_and_convert_data.py --dataset_name=scenes --image_dir=PHOTOS --labels_csv=CSV \
+      --dataset_dir=DIR
 
-digits is embedded (no network); mnist, cifar10 and flowers are downloaded. PHOTOS holds
-one sub-folder of images per class."""
+digits and digit_tiles (multi-label) are embedded (no network); mnist, cifar10 and flowers
+are downloaded. PHOTOS holds one sub-folder of images per class, or, with --labels_csv, the
+images that CSV lists with their labels (rows `relative/path.jpg,label1;label2;...`)."""
 
 flags.define_flags(ConversionOptions)
 
@@ -35,7 +40,7 @@ def main(argv: list[str]) -> int:
     try:
         summary = converters.convert(
             options.dataset_name, options.dataset_dir, options.image_dir,
-            validation_percentage=options.validation_percentage,
+            labels_csv=options.labels_csv, validation_percentage=options.validation_percentage,
             num_shards=options.num_shards, num_workers=options.num_workers,
             max_rejected_fraction=options.max_rejected_fraction,
             max_image_bytes=options.max_image_bytes, progress=ProgressPrinter())

@@ -10,15 +10,20 @@ _FRACTION = Check(lambda v: 0 <= v <= 1, 'be in [0, 1]')
 
 @dataclasses.dataclass(kw_only=True)
 class ConversionOptions:
-    dataset_name: str | None = option(None, 'A built-in dataset (cifar10, digits, flowers, '
-                                      'mnist), or the name of the dataset converted from '
-                                      '--image_dir.', 'data', required=True)
+    dataset_name: str | None = option(None, 'A built-in dataset (cifar10, digit_tiles, '
+                                      'digits, flowers, mnist), or the name of the dataset '
+                                      'converted from --image_dir.', 'data', required=True)
     dataset_dir: str | None = option(None, 'Where the dataset is written.', 'data',
                                      required=True)
     image_dir: str | None = option(None, 'A folder with one sub-folder of images per class, to '
                                    'convert instead of downloading a built-in dataset.', 'data')
-    validation_percentage: float = option(10.0, 'Percentage of each class held out for '
-                                          'validation (image folders).', 'data',
+    labels_csv: str | None = option(None, 'A CSV file of `relative/path.jpg,label1;label2;...` '
+                                    'rows: the images of --image_dir (paths relative to it) '
+                                    'and their labels, possibly none, for a multi-label '
+                                    'dataset.', 'data')
+    validation_percentage: float = option(10.0, 'Percentage of each class (of each rarest '
+                                          'label with --labels_csv) held out for validation '
+                                          '(image folders).', 'data',
                                           check=_PERCENTAGE)
     num_shards: int = option(5, 'Shards per split (image folders).', 'output', check=POSITIVE)
     num_workers: int = option(1, 'Processes decoding images.', 'performance', check=POSITIVE)

@@ -86,11 +86,14 @@ class ImageFile:
         path: the file's path.
         relative_path: the path below the image folder, '/'-separated; it
             keys the split and record order and is stored as image/filename.
-        label: the class id.
+        label: the class id (the stratum of the split in a multi-label
+            dataset: see `datasets.convert_labels_csv`).
+        labels: the label ids of an image of a multi-label dataset.
     """
     path: str
     relative_path: str
     label: int
+    labels: tuple[int, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,9 +150,9 @@ def scan_image_folder(image_dir: str) -> FolderScan:
     class_names, skipped = [], []
     for entry in sorted(os.scandir(image_dir), key=lambda entry: entry.name):
         if not entry.is_dir():
-            skipped.append(SkippedFile(_display(entry.name), 'not inside a class folder'))
+            skipped.append(SkippedFile(display(entry.name), 'not inside a class folder'))
         elif entry.name.startswith('.'):
-            skipped.append(SkippedFile(_display(entry.name) + '/', 'hidden folder'))
+            skipped.append(SkippedFile(display(entry.name) + '/', 'hidden folder'))
         else:
             _check_class_name(entry.name)
             class_names.append(entry.name)
@@ -158,7 +161,7 @@ def scan_image_folder(image_dir: str) -> FolderScan:
     if len(class_names) == 1:
         raise ValueError('--image_dir %r has one class folder, %r; a classifier needs at least '
                          'two: add a sub-folder of images for each other class'
-                         % (image_dir, _display(class_names[0])))
+                         % (image_dir, display(class_names[0])))
     images = []
     for label, class_name in enumerate(class_names):
         found = list(_class_images(image_dir, class_name, label, skipped))
@@ -238,16 +241,12 @@ def convert_image_folder(
             written, dataset_info.json is not.
     """
     tfrecord_writing.check_dataset_name(name)
-    _check_options(validation_percentage, validation_count, num_shards, num_workers,
-                   max_rejected_fraction, max_image_bytes)
-    _check_output_outside_input(image_dir, dataset_dir)
+    check_options(validation_percentage, validation_count, num_shards, num_workers,
+                  max_rejected_fraction, max_image_bytes)
+    check_output_outside_input(image_dir, dataset_dir)
     scan = scan_image_folder(image_dir)
-    holdout = _validation_size(len(scan.images), validation_percentage, validation_count)
+    holdout = validation_size(len(scan.images), validation_percentage, validation_count)
     plan = plan_splits(scan.images, holdout, seed)
-    if num_workers > len(scan.images):
-        log.warning('--num_workers %d is more than the %d image files; starting %d',
-                    num_workers, len(scan.images), len(scan.images))
-        num_workers = len(scan.images)
     summary = ConversionSummary(
         name=name, dataset_dir=dataset_dir, class_names=scan.class_names, split_sizes={},
         converted_per_class=[0] * len(scan.class_names), image_formats=set(),
@@ -257,19 +256,45 @@ def convert_image_folder(
                  'max_rejected_fraction': max_rejected_fraction,
                  'max_image_bytes': max_image_bytes, 'seed': seed},
         skipped=scan.skipped)
-    with tfrecord_writing.converting(dataset_dir, name):
+    write_planned_images(plan, summary, num_shards, num_workers, max_rejected_fraction,
+                         max_image_bytes, progress)
+    return summary
+
+
+def write_planned_images(plan: dict[str, list[ImageFile]], summary: ConversionSummary,
+                         num_shards: int, num_workers: int, max_rejected_fraction: float,
+                         max_image_bytes: int, progress: ProgressFn) -> None:
+    """Converts the planned images of each split, holding the dataset directory's lock.
+
+    Args:
+        plan: the images of each split, in record order (`plan_splits`).
+        summary: the conversion's summary, filled in as the images are written.
+        num_shards, num_workers, max_rejected_fraction, max_image_bytes,
+            progress: as `convert_image_folder`'s.
+
+    Raises:
+        DatasetLockedError: if another conversion is writing the directory.
+        DiskFullError: if the disk filled up; the shards are removed.
+        TooManyRejectedError: if too many files were rejected; the report is
+            written, dataset_info.json is not.
+    """
+    num_images = sum(len(images) for images in plan.values())
+    if num_workers > num_images:
+        log.warning('--num_workers %d is more than the %d image files; starting %d',
+                    num_workers, num_images, num_images)
+        num_workers = num_images
+    with tfrecord_writing.converting(summary.dataset_dir, summary.name):
         _write_splits(plan, summary, num_shards, num_workers, max_image_bytes, progress)
         summary.rejected.sort(key=lambda item: item.path)
         if summary.rejected_fraction > max_rejected_fraction:
             failure = ('%d of %d image files (%.1f%%) were rejected, more than '
                        '--max_rejected_fraction %g allows; see %s'
-                       % (len(summary.rejected), len(scan.images),
+                       % (len(summary.rejected), num_images,
                           100 * summary.rejected_fraction, max_rejected_fraction,
                           summary.report_path))
             tfrecord_writing.finish_conversion(summary, failure)
             raise TooManyRejectedError(failure, summary)
         tfrecord_writing.finish_conversion(summary)
-    return summary
 
 
 def _write_splits(plan: dict[str, list[ImageFile]], summary: ConversionSummary,
@@ -292,7 +317,7 @@ def _write_splits(plan: dict[str, list[ImageFile]], summary: ConversionSummary,
             with tfrecord_writing.SplitWriter(summary.dataset_dir, summary.name, split,
                                               len(images), shards) as writer:
                 for image in images:
-                    writer.add(_record(image, next(results), summary))
+                    writer.add(_record(image, next(results), summary, split))
                     done += 1
                     progress(task, done, total, 'images')
             summary.split_sizes[split] = writer.written
@@ -301,15 +326,23 @@ def _write_splits(plan: dict[str, list[ImageFile]], summary: ConversionSummary,
 
 
 def _record(image: ImageFile, result: EncodedImage | Rejection,
-            summary: ConversionSummary) -> bytes | None:
+            summary: ConversionSummary, split: str) -> bytes | None:
     """Returns the record for a prepared image, or None after noting a rejection."""
     if isinstance(result, Rejection):
-        summary.rejected.append(RejectedFile(_display(image.relative_path), image.label,
-                                             result.reason))
+        if image.labels is None:
+            rejected = RejectedFile(display(image.relative_path), image.label, result.reason)
+        else:
+            rejected = RejectedFile(display(image.relative_path), tfrecord_writing.NO_LABEL,
+                                    result.reason, image.labels)
+        summary.rejected.append(rejected)
         return None
-    summary.converted_per_class[image.label] += 1
     summary.image_formats.add(result.format)
     summary.turned_upright += int(result.turned_upright)
+    if image.labels is not None:
+        summary.count_labels(split, image.labels)
+        return tfrecord_writing.multi_label_example(result, image.labels, summary.class_names,
+                                                    image.relative_path)
+    summary.converted_per_class[image.label] += 1
     return tfrecord_writing.image_example(result, image.label,
                                           summary.class_names[image.label],
                                           image.relative_path)
@@ -356,7 +389,7 @@ def _class_images(image_dir: str, class_name: str, label: int,
                                              onerror=_raise):
         relative_folder = os.path.relpath(folder, image_dir).replace(os.sep, '/')
         for hidden in sorted(name for name in subfolders if name.startswith('.')):
-            skipped.append(SkippedFile(_display(relative_folder + '/' + hidden) + '/',
+            skipped.append(SkippedFile(display(relative_folder + '/' + hidden) + '/',
                                        'hidden folder'))
         subfolders[:] = sorted(name for name in subfolders if not name.startswith('.'))
         for file_name in sorted(files):
@@ -365,14 +398,14 @@ def _class_images(image_dir: str, class_name: str, label: int,
             if reason is None:
                 yield ImageFile(os.path.join(folder, file_name), relative_path, label)
             else:
-                skipped.append(SkippedFile(_display(relative_path), reason))
+                skipped.append(SkippedFile(display(relative_path), reason))
 
 
 def _raise(error: OSError) -> None:
     raise error
 
 
-def _check_options(validation_percentage: float, validation_count: int | None,
+def check_options(validation_percentage: float, validation_count: int | None,
                    num_shards: int, num_workers: int, max_rejected_fraction: float,
                    max_image_bytes: int) -> None:
     if not 0 <= validation_percentage < 100:
@@ -391,7 +424,7 @@ def _check_options(validation_percentage: float, validation_count: int | None,
         raise ValueError('--max_image_bytes must be >= 1; got %d' % max_image_bytes)
 
 
-def _check_output_outside_input(image_dir: str, dataset_dir: str) -> None:
+def check_output_outside_input(image_dir: str, dataset_dir: str) -> None:
     # Shards written inside the image folder would be read as input next time.
     image_root = os.path.realpath(image_dir)
     output = os.path.realpath(dataset_dir)
@@ -407,10 +440,10 @@ def _check_class_name(class_name: str) -> None:
         class_name.encode('utf-8')
     except UnicodeEncodeError:
         raise ValueError('class folder name %r is not valid UTF-8'
-                         % _display(class_name)) from None
+                         % display(class_name)) from None
 
 
-def _validation_size(num_images: int, validation_percentage: float,
+def validation_size(num_images: int, validation_percentage: float,
                      validation_count: int | None) -> int:
     """Returns how many images to hold out; refuses a share that empties a split."""
     if validation_count is None:
@@ -433,6 +466,6 @@ def _validation_size(num_images: int, validation_percentage: float,
     return holdout
 
 
-def _display(path: str) -> str:
+def display(path: str) -> str:
     # Names that are not valid UTF-8 are shown with their bytes escaped.
     return path.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')

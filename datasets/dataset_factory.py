@@ -19,6 +19,15 @@ writing dataset_info.json (which this project's converters write last).
 The decoder reads the TFRecord keys of the original tools as well as this
 project's: JPEG, PNG, GIF, BMP and WebP bytes, and `raw` pixel bytes (MNIST,
 CIFAR-10), always giving a 3-channel uint8 image.
+
+A multi-label dataset (`multi_label` in its dataset_info.json or table entry,
+e.g. `digit_tiles` or a folder converted with --labels_csv) keeps in each
+record `image/class/labels`, the list of the ids of the labels an image
+carries (possibly none), besides the single-label keys (`image/class/label`
+is the smallest id, -1 for an image without labels). Its Dataset has
+`multi_label` True, and its decoder's item 'label' is the multi-hot vector,
+float32 [num_classes]; item 'labels_list' is the list of ids, int64 [None].
+Every other Dataset has `multi_label` False and an int64 class id as 'label'.
 """
 
 import dataclasses
@@ -65,6 +74,11 @@ class DatasetSpec:
         download_and_convert_data.py cannot.
       recorded: read from the dataset_info.json of a completed conversion.
       image_dir: the folder of images it was converted from, if recorded.
+      labels_csv: the CSV of images and labels it was converted from, if
+        recorded (multi-label image folders).
+      multi_label: each image carries a list of labels, possibly empty.
+      label_counts: split -> the images carrying each label id, where
+        recorded (multi-label datasets).
     """
     name: str
     file_pattern: str
@@ -76,6 +90,9 @@ class DatasetSpec:
     completion_hint: str | None = None
     recorded: bool = False
     image_dir: str | None = None
+    labels_csv: str | None = None
+    multi_label: bool = False
+    label_counts: Mapping[str, tuple[int, ...]] | None = None
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -95,12 +112,20 @@ DATASETS: dict[str, DatasetSpec] = {
         # Its split sizes come from the dataset_info.json of the conversion.
         DatasetSpec('digits', 'digits_%s_*.tfrecord', {}, 10, class_names=_DIGIT_NAMES,
                     info_required=True),
+        # Multi-label: the digits present in tiles of 2x2 digit cells.
+        DatasetSpec('digit_tiles', 'digit_tiles_%s_*.tfrecord', {}, 10,
+                    class_names=_DIGIT_NAMES, info_required=True, multi_label=True),
     )
 }
 
 _ITEMS_TO_DESCRIPTIONS = {
     'image': 'A color image of varying size (uint8, 3 channels).',
     'label': 'A single integer class id.',
+}
+_MULTI_LABEL_ITEMS_TO_DESCRIPTIONS = {
+    'image': _ITEMS_TO_DESCRIPTIONS['image'],
+    'label': 'The labels of the image as a multi-hot vector (float32, num_classes).',
+    'labels_list': 'The ids of the labels of the image (int64, possibly none).',
 }
 
 
@@ -125,10 +150,12 @@ def get_dataset(name: str, split_name: str, dataset_dir: str, file_pattern: str 
 
     Returns:
       A Dataset with `data_sources` (the sorted matching files), `reader`,
-      `decoder` (items 'image' and 'label'), `num_samples`,
-      `items_to_descriptions`, `num_classes`, `labels_to_names` (None when
-      unknown) and, for error messages, `name`, `split_name`, `dataset_dir`
-      and `file_pattern`.
+      `decoder` (items 'image' and 'label', and 'labels_list' when
+      multi-label), `num_samples`, `items_to_descriptions`, `num_classes`,
+      `labels_to_names` (None when unknown), `multi_label`, `label_counts`
+      (the split's images carrying each label id, None where not recorded
+      or single-label) and, for error messages, `name`, `split_name`,
+      `dataset_dir` and `file_pattern`.
 
     Raises:
       FileNotFoundError: if `dataset_dir` does not exist.
@@ -153,14 +180,19 @@ def get_dataset(name: str, split_name: str, dataset_dir: str, file_pattern: str 
                                       required=spec.recorded)
     pattern = file_pattern or spec.file_pattern
     files = _complete_split_files(spec, dataset_dir, pattern, split_name, required=True)
+    label_counts = (spec.label_counts or {}).get(split_name)
     return slim.dataset.Dataset(
         data_sources=files,
         reader=reader or tf.TFRecordReader,
-        decoder=make_decoder(spec.raw_image_shape),
+        decoder=make_decoder(spec.raw_image_shape,
+                             spec.num_classes if spec.multi_label else None),
         num_samples=spec.splits[split_name],
-        items_to_descriptions=_ITEMS_TO_DESCRIPTIONS,
+        items_to_descriptions=(_MULTI_LABEL_ITEMS_TO_DESCRIPTIONS if spec.multi_label
+                               else _ITEMS_TO_DESCRIPTIONS),
         num_classes=spec.num_classes,
         labels_to_names=_labels_to_names(spec, dataset_dir),
+        multi_label=spec.multi_label,
+        label_counts=None if label_counts is None else list(label_counts),
         name=spec.name,
         split_name=split_name,
         dataset_dir=dataset_dir,
@@ -195,13 +227,15 @@ def _complete_split_files(spec: DatasetSpec, dataset_dir: str, pattern: str, spl
 
 def _how_to_complete(spec: DatasetSpec, dataset_dir: str) -> str:
     """'run <the command that makes the dataset>', or the spec's hint where there is none."""
-    return spec.completion_hint or _conversion_advice(spec.name, dataset_dir, spec.image_dir)
+    return spec.completion_hint or _conversion_advice(spec.name, dataset_dir, spec.image_dir,
+                                                      spec.labels_csv)
 
 
-def _conversion_advice(name: str, dataset_dir: str, image_dir: str | None = None) -> str:
+def _conversion_advice(name: str, dataset_dir: str, image_dir: str | None = None,
+                       labels_csv: str | None = None) -> str:
     if image_dir is None and name not in DATASETS:
         image_dir = 'IMAGE_DIR'
-    return 'run ' + dataset_format.conversion_command(name, dataset_dir, image_dir)
+    return 'run ' + dataset_format.conversion_command(name, dataset_dir, image_dir, labels_csv)
 
 
 def default_eval_split(name: str, dataset_dir: str) -> str:
@@ -236,7 +270,8 @@ def get_dataset_spec(name: str, dataset_dir: str) -> DatasetSpec:
             "no %s in '%s': its conversion did not complete (%s status: %s); to complete it, %s"
             % (dataset_format.INFO_FILENAME, dataset_dir, dataset_format.REPORT_FILENAME,
                report.get('status', 'unknown'),
-               _conversion_advice(name, dataset_dir, _recorded_image_dir(report))))
+               _conversion_advice(name, dataset_dir, _recorded_image_dir(report),
+                                  _recorded_option(report, 'labels_csv'))))
     if name not in DATASETS:
         raise ValueError("unknown dataset '%s': no %s in '%s' and not one of %s; to convert a "
                          "folder of images, %s"
@@ -252,9 +287,14 @@ def get_dataset_spec(name: str, dataset_dir: str) -> DatasetSpec:
 
 def _recorded_image_dir(record: dict) -> str | None:
     """The image folder a dataset_info.json or conversion report names in its options."""
+    return _recorded_option(record, 'image_dir')
+
+
+def _recorded_option(record: dict, name: str) -> str | None:
+    """A text option that a dataset_info.json or conversion report records, or None."""
     options = record.get('options')
-    image_dir = options.get('image_dir') if isinstance(options, dict) else None
-    return image_dir if isinstance(image_dir, str) else None
+    value = options.get(name) if isinstance(options, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def read_dataset_info(path: str) -> DatasetSpec:
@@ -268,7 +308,19 @@ def read_dataset_info(path: str) -> DatasetSpec:
     return DatasetSpec(name=info['name'], file_pattern=info['file_pattern'],
                        splits=info['splits'], num_classes=info['num_classes'],
                        class_names=tuple(classes) if classes else None, recorded=True,
-                       image_dir=_recorded_image_dir(info))
+                       image_dir=_recorded_image_dir(info),
+                       labels_csv=_recorded_option(info, 'labels_csv'),
+                       multi_label=info.get('multi_label', False),
+                       label_counts=_label_counts(info, classes))
+
+
+def _label_counts(info: dict, classes: list[str] | None
+                  ) -> dict[str, tuple[int, ...]] | None:
+    """split -> images carrying each label id, from label_counts keyed by label name."""
+    if 'label_counts' not in info or not classes:
+        return None
+    return {split: tuple(counts.get(name, 0) for name in classes)
+            for split, counts in info['label_counts'].items()}
 
 
 read_labels_file = dataset_format.read_labels
@@ -282,13 +334,17 @@ def _labels_to_names(spec: DatasetSpec, dataset_dir: str) -> dict[int, str] | No
     return None
 
 
-def make_decoder(raw_image_shape: tuple[int, int, int] | None = None
-                 ) -> slim.tfexample_decoder.TFExampleDecoder:
+def make_decoder(raw_image_shape: tuple[int, int, int] | None = None,
+                 num_labels: int | None = None) -> slim.tfexample_decoder.TFExampleDecoder:
     """Returns a TFExample decoder with items 'image' (uint8, 3 channels) and 'label'.
 
     Args:
       raw_image_shape: [height, width, channels] of `raw` records lacking
         `image/height` and `image/width`; None if every raw record has them.
+      num_labels: given, the records are multi-label: 'label' is the
+        multi-hot vector of `image/class/labels`, float32 [num_labels], and
+        'labels_list' those ids, int64 [None]; decoding fails on an id
+        outside [0, num_labels).
 
     Returns:
       The decoder. Encoded images are decoded by their header (JPEG, PNG, GIF,
@@ -308,7 +364,26 @@ def make_decoder(raw_image_shape: tuple[int, int, int] | None = None
             ['image/encoded', 'image/format', 'image/height', 'image/width'], _decode_image),
         'label': slim.tfexample_decoder.Tensor('image/class/label'),
     }
+    if num_labels is not None:
+        keys_to_features['image/class/labels'] = tf.io.VarLenFeature(tf.int64)
+        items_to_handlers['labels_list'] = slim.tfexample_decoder.Tensor('image/class/labels')
+        items_to_handlers['label'] = slim.tfexample_decoder.ItemHandlerCallback(
+            ['image/class/labels'],
+            lambda keys_to_tensors: _multi_hot(keys_to_tensors['image/class/labels'],
+                                               num_labels))
     return slim.tfexample_decoder.TFExampleDecoder(keys_to_features, items_to_handlers)
+
+
+def _multi_hot(labels: tf.SparseTensor, num_labels: int) -> tf.Tensor:
+    """float32 [num_labels]: 1 at each id in `labels`; an id out of range fails the decode."""
+    ids = labels.values
+    check = tf.debugging.Assert(
+        tf.reduce_all((ids >= 0) & (ids < num_labels)),
+        ['image/class/labels holds a label id outside [0, %d):' % num_labels, ids],
+        summarize=8)
+    with tf.control_dependencies([check]):
+        counts = tf.reduce_sum(tf.one_hot(ids, num_labels, dtype=tf.float32), axis=0)
+    return tf.minimum(counts, 1.0)
 
 
 def _decode_image(keys_to_tensors: dict[str, tf.Tensor]) -> tf.Tensor:

@@ -80,7 +80,21 @@ def read_info(path: str) -> dict:
         raise ValueError('%s field splits must map split names to example counts; got %r'
                          % (path, info['splits']))
     _check_file_pattern(path, info['file_pattern'])
+    _check_label_statistics(path, info)
     return info
+
+
+def _check_label_statistics(path: str, info: dict) -> None:
+    """Refuses a multi_label that is not a boolean, or label_counts that are not counts."""
+    if not isinstance(info.get('multi_label', False), bool):
+        raise ValueError('%s field multi_label must be true or false; got %r'
+                         % (path, info['multi_label']))
+    label_counts = info.get('label_counts', {})
+    if not (isinstance(label_counts, dict) and all(
+            isinstance(counts, dict) and all(_is_count(count) for count in counts.values())
+            for counts in label_counts.values())):
+        raise ValueError('%s field label_counts must map split names to {label name: count}; '
+                         'got %r' % (path, label_counts))
 
 
 def _is_count(value: object) -> bool:
@@ -137,9 +151,12 @@ def shard_set_problem(files: list[str]) -> str | None:
     return None
 
 
-def conversion_command(name: str, dataset_dir: str, image_dir: str | None = None) -> str:
+def conversion_command(name: str, dataset_dir: str, image_dir: str | None = None,
+                       labels_csv: str | None = None) -> str:
     """The download_and_convert_data.py command line that (re)makes a dataset directory."""
     image_flag = ' --image_dir=%s' % shlex.quote(image_dir) if image_dir else ''
+    if labels_csv:
+        image_flag += ' --labels_csv=%s' % shlex.quote(labels_csv)
     return 'python download_and_convert_data.py --dataset_name=%s%s --dataset_dir=%s' % (
         shlex.quote(name), image_flag, shlex.quote(dataset_dir))
 

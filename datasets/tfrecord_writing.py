@@ -18,6 +18,17 @@ renamed once complete. When the disk fills up, the conversion's shards are
 removed and a `DiskFullError` names the file. Records carry no timestamps and
 are serialised deterministically, so the same input gives byte-identical
 shards.
+
+A record holds `image/encoded`, `image/format`, `image/height`,
+`image/width`, `image/filename`, `image/class/label` (the class id) and
+`image/class/text` (its name). A record of a multi-label dataset
+(`multi_label_example`) also holds `image/class/labels`, the sorted list of
+the ids of the labels its image carries (possibly empty); its
+`image/class/label` is then the smallest of them, or -1 (NO_LABEL) for an
+image without labels, and `image/class/text` their names joined by ';'.
+The dataset_info.json of a multi-label dataset has `"multi_label": true`,
+`label_counts` (split -> label name -> images carrying it) and
+`unlabelled_counts` (split -> images without labels).
 """
 
 import contextlib
@@ -27,7 +38,7 @@ import glob
 import os
 import re
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import tensorflow.compat.v1 as tf
 
@@ -38,6 +49,8 @@ from slim_classifier.errors import UserError
 from slim_classifier.runtime import files
 
 PARTIAL_SUFFIX = '.partial'
+# The `image/class/label` of a multi-label example without labels.
+NO_LABEL = -1
 
 _DATASET_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 
@@ -102,6 +115,39 @@ def image_example(image: EncodedImage, label: int, class_name: str,
         'image/filename': _bytes_feature(_utf8(filename)),
         'image/class/text': _bytes_feature(_utf8(class_name)),
     }
+    return _serialized(feature)
+
+
+def multi_label_example(image: EncodedImage, labels: Sequence[int], class_names: Sequence[str],
+                        filename: str) -> bytes:
+    """Serialises one multi-label example: the slim keys plus `image/class/labels`.
+
+    Args:
+        image: the encoded image.
+        labels: the ids of the labels the image carries, possibly none.
+        class_names: the label names by id.
+        filename: where the image came from, relative to the source.
+
+    Returns:
+        The serialised `tf.train.Example`, byte-identical for equal inputs:
+        `image/class/labels` the sorted ids, `image/class/label` the smallest
+        (-1 without labels) and `image/class/text` their names joined by ';'.
+    """
+    ids = sorted(set(labels))
+    feature = {
+        'image/encoded': _bytes_feature(image.data),
+        'image/format': _bytes_feature(image.format.encode('ascii')),
+        'image/class/label': _int64_feature(ids[0] if ids else NO_LABEL),
+        'image/class/labels': tf.train.Feature(int64_list=tf.train.Int64List(value=ids)),
+        'image/height': _int64_feature(image.height),
+        'image/width': _int64_feature(image.width),
+        'image/filename': _bytes_feature(_utf8(filename)),
+        'image/class/text': _bytes_feature(_utf8(';'.join(class_names[i] for i in ids))),
+    }
+    return _serialized(feature)
+
+
+def _serialized(feature: dict[str, tf.train.Feature]) -> bytes:
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     # Features is a map: only deterministic serialisation fixes the key order.
     return example.SerializeToString(deterministic=True)
@@ -238,12 +284,14 @@ class RejectedFile:
 
     Attributes:
         path: the file, relative to the source folder.
-        label: the class id of its folder.
+        label: the class id of its folder (NO_LABEL in a multi-label dataset).
         reason: why it was rejected.
+        labels: the label ids it was listed with, in a multi-label dataset.
     """
     path: str
     label: int
     reason: str
+    labels: tuple[int, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,12 +315,18 @@ class ConversionSummary:
         dataset_dir: where the dataset was written.
         class_names: class names by id.
         split_sizes: number of records written per split.
-        converted_per_class: number of records written per class id.
+        converted_per_class: number of records written per class id; in a
+            multi-label dataset, of records carrying each label.
         image_formats: the `image/format` values written.
         options: the options that shaped the output.
         rejected: the files that were rejected, with reasons.
         skipped: the files that were skipped, with reasons.
         turned_upright: how many records were turned by their EXIF orientation.
+        multi_label: whether a record carries a list of labels (`count_labels`
+            counts them); dataset_info.json then says so and keeps the
+            per-label counts of each split.
+        label_counts: split -> records carrying each label id (multi-label).
+        unlabelled_counts: split -> records without any label (multi-label).
     """
     name: str
     dataset_dir: str
@@ -284,6 +338,20 @@ class ConversionSummary:
     rejected: list[RejectedFile] = dataclasses.field(default_factory=list)
     skipped: list[SkippedFile] = dataclasses.field(default_factory=list)
     turned_upright: int = 0
+    multi_label: bool = False
+    label_counts: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    unlabelled_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def count_labels(self, split: str, labels: Iterable[int]) -> None:
+        """Counts one multi-label record of `split` carrying `labels`."""
+        counts = self.label_counts.setdefault(split, [0] * len(self.class_names))
+        self.unlabelled_counts.setdefault(split, 0)
+        ids = set(labels)
+        for label in ids:
+            counts[label] += 1
+            self.converted_per_class[label] += 1
+        if not ids:
+            self.unlabelled_counts[split] += 1
 
     @property
     def converted(self) -> int:
@@ -314,11 +382,15 @@ class ConversionSummary:
         lines = ['Converted %d images into %s (%s).' % (self.converted, self.dataset_dir, splits),
                  'Rejected %d files, skipped %d files; details in %s.'
                  % (len(self.rejected), len(self.skipped), self.report_path)]
-        width = max([len('class')] + [len(name) for name in self.class_names])
+        kind = 'label' if self.multi_label else 'class'
+        width = max([len(kind)] + [len(name) for name in self.class_names])
         if self.turned_upright:
             lines.append('Turned %d images upright, as their EXIF orientation says.'
                          % self.turned_upright)
-        lines.append('  %-*s  %9s  %8s' % (width, 'class', 'converted', 'rejected'))
+        if self.multi_label:
+            lines.append('%d images have no label. Per label, the images carrying it:'
+                         % sum(self.unlabelled_counts.values()))
+        lines.append('  %-*s  %9s  %8s' % (width, kind, 'converted', 'rejected'))
         rejected = self._rejected_per_class()
         for label, name in enumerate(self.class_names):
             lines.append('  %-*s  %9d  %8d'
@@ -335,7 +407,7 @@ class ConversionSummary:
             The report, with every rejected and skipped file.
         """
         rejected = self._rejected_per_class()
-        return {
+        report = {
             'format_version': dataset_format.FORMAT_VERSION,
             'name': self.name,
             'status': status,
@@ -348,16 +420,37 @@ class ConversionSummary:
             'per_class': {name: {'converted': self.converted_per_class[label],
                                  'rejected': rejected[label]}
                           for label, name in enumerate(self.class_names)},
-            'rejected': [{'file': item.path, 'class': self.class_names[item.label],
-                          'reason': item.reason} for item in self.rejected],
+            'rejected': [self._rejected_entry(item) for item in self.rejected],
             'skipped': [{'file': item.path, 'reason': item.reason} for item in self.skipped],
             'options': self.options,
         }
+        if self.multi_label:
+            report.update(self.label_statistics())
+        return report
+
+    def label_statistics(self) -> dict:
+        """The multi-label facts of dataset_info.json and the report.
+
+        'multi_label': true, 'label_counts' (split -> label name -> records
+        carrying it) and 'unlabelled_counts' (split -> records without labels).
+        """
+        return {'multi_label': True,
+                'label_counts': {split: dict(zip(self.class_names, counts))
+                                 for split, counts in self.label_counts.items()},
+                'unlabelled_counts': dict(self.unlabelled_counts)}
+
+    def _rejected_entry(self, item: RejectedFile) -> dict:
+        if item.labels is None:
+            return {'file': item.path, 'class': self.class_names[item.label],
+                    'reason': item.reason}
+        return {'file': item.path, 'labels': [self.class_names[label] for label in item.labels],
+                'reason': item.reason}
 
     def _rejected_per_class(self) -> list[int]:
         counts = [0] * len(self.class_names)
         for item in self.rejected:
-            counts[item.label] += 1
+            for label in (item.label,) if item.labels is None else item.labels:
+                counts[label] += 1
         return counts
 
 
@@ -455,6 +548,7 @@ def finish_conversion(summary: ConversionSummary, failure: str | None = None) ->
             'file_pattern': file_pattern(summary.name),
             'image_format': summary.image_format,
             'options': summary.options,
+            **(summary.label_statistics() if summary.multi_label else {}),
         })
 
 
@@ -464,12 +558,14 @@ class LabelledImage:
 
     Attributes:
         image: the encoded image.
-        label: the class id.
+        label: the class id (NO_LABEL in a multi-label dataset).
         filename: where it came from (`image/filename`).
+        labels: the label ids of an example of a multi-label dataset.
     """
     image: EncodedImage
     label: int
     filename: str
+    labels: tuple[int, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -487,8 +583,8 @@ class SplitSource:
 def write_labelled_dataset(dataset_dir: str, name: str, class_names: list[str],
                            splits: dict[str, SplitSource], options: dict,
                            progress: ProgressFn = ignore_progress,
-                           num_shards: int = 1) -> ConversionSummary:
-    """Converts a dataset whose examples are all valid (digits, MNIST, CIFAR-10).
+                           num_shards: int = 1, multi_label: bool = False) -> ConversionSummary:
+    """Converts a dataset whose examples are all valid (digits, digit_tiles, MNIST, CIFAR-10).
 
     Args:
         dataset_dir: the output directory.
@@ -498,6 +594,7 @@ def write_labelled_dataset(dataset_dir: str, name: str, class_names: list[str],
         options: the options that shaped the output, for dataset_info.json.
         progress: told how many examples of each split have been written.
         num_shards: shards per split.
+        multi_label: the examples carry `labels` (see `multi_label_example`).
 
     Returns:
         What was converted.
@@ -509,15 +606,21 @@ def write_labelled_dataset(dataset_dir: str, name: str, class_names: list[str],
     """
     summary = ConversionSummary(name=name, dataset_dir=dataset_dir, class_names=class_names,
                                 split_sizes={}, converted_per_class=[0] * len(class_names),
-                                image_formats=set(), options=options)
+                                image_formats=set(), options=options,
+                                multi_label=multi_label)
     with converting(dataset_dir, name):
         for split, source in splits.items():
             task = 'converting %s %s' % (name, split)
             with SplitWriter(dataset_dir, name, split, source.count, num_shards) as writer:
                 for example in source.examples:
-                    writer.add(image_example(example.image, example.label,
-                                             class_names[example.label], example.filename))
-                    summary.converted_per_class[example.label] += 1
+                    if multi_label:
+                        writer.add(multi_label_example(example.image, example.labels,
+                                                       class_names, example.filename))
+                        summary.count_labels(split, example.labels)
+                    else:
+                        writer.add(image_example(example.image, example.label,
+                                                 class_names[example.label], example.filename))
+                        summary.converted_per_class[example.label] += 1
                     summary.image_formats.add(example.image.format)
                     progress(task, writer.written, source.count, 'images')
             summary.split_sizes[split] = writer.written

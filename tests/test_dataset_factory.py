@@ -80,8 +80,8 @@ def test_table_holds_the_published_dataset_facts():
         spec = dataset_factory.DATASETS[name]
         assert (spec.file_pattern, dict(spec.splits), spec.num_classes) == (
             pattern, splits, num_classes)
-    assert dataset_factory.list_datasets() == ['cifar10', 'digits', 'flowers', 'imagenet',
-                                               'mnist']
+    assert dataset_factory.list_datasets() == ['cifar10', 'digit_tiles', 'digits', 'flowers',
+                                               'imagenet', 'mnist']
 
 
 def test_original_mnist_raw_records_decode(tmp_path):
@@ -262,8 +262,9 @@ def test_unknown_dataset_names_what_was_looked_for(tmp_path):
         dataset_factory.get_dataset('x', 'train', str(tmp_path))
     assert str(raised.value) == (
         "unknown dataset 'x': no dataset_info.json in '%s' and not one of "
-        "cifar10, digits, flowers, imagenet, mnist; to convert a folder of images, run python "
-        "download_and_convert_data.py --dataset_name=x --image_dir=IMAGE_DIR --dataset_dir=%s"
+        "cifar10, digit_tiles, digits, flowers, imagenet, mnist; to convert a folder of images, "
+        "run python download_and_convert_data.py --dataset_name=x --image_dir=IMAGE_DIR "
+        "--dataset_dir=%s"
         % (tmp_path, tmp_path))
 
 
