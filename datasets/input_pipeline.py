@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError
 
 from slim_classifier.compat import slim
 from slim_classifier.errors import UserError
+from slim_classifier.runtime import determinism
 
 # fn(image uint8 [H, W, C], output_height, output_width) -> float32 [H', W', C']
 PreprocessFn = Callable[[tf.Tensor, int, int], tf.Tensor]
@@ -81,6 +82,10 @@ def build_dataset(dataset: slim.dataset.Dataset, preprocess_fn: PreprocessFn,
         Parallel calls keep their order, and training preprocessing runs one
         example at a time, because TensorFlow's stateful random ops draw from
         one generator shared by parallel calls in whatever order they run.
+        In training, the draws of slim_classifier.runtime.determinism (those
+        of this project's preprocessing and augmentation) become stateless,
+        seeded by the example's position in the shuffled stream, so an
+        iterator restored from a checkpoint draws what it drew before.
       labels_offset: subtracted from every label (e.g. 1 for a 1000-class
         net on 1001-class ImageNet records).
       num_epochs: passes over the data in training; None repeats forever.
@@ -124,12 +129,26 @@ def build_dataset(dataset: slim.dataset.Dataset, preprocess_fn: PreprocessFn,
         # Records stay encoded until the preprocessing calls draw the windows.
         decode = _label_fn(dataset.decoder, labels_offset)
         preprocess_fn = _windowed_preprocess_fn(preprocess_fn, dataset.decoder, crop_window_fn)
-    examples = records.map(decode, num_parallel_calls=num_parallel_calls,
+    preprocess = _preprocess_fn(preprocess_fn, height, width, seed)
+    if deterministic and is_training:
+        # Each example's random draws are seeded by its position in the stream,
+        # which the iterator's saved state includes: a resume draws them again.
+        records = records.enumerate()
+        decode = _positioned(decode)
+        preprocess = _stateless_preprocess_fn(preprocess, seed)
+    # Both functions are graph code (tf.cond, not a Python if): AutoGraph would only
+    # rewrite them, at several times the cost of building the rest of the pipeline.
+    examples = records.map(_not_converted(decode), num_parallel_calls=num_parallel_calls,
                            deterministic=deterministic)
     preprocess_calls = 1 if deterministic and is_training else num_parallel_calls
-    examples = examples.map(_preprocess_fn(preprocess_fn, height, width, seed),
-                            num_parallel_calls=preprocess_calls, deterministic=deterministic)
+    examples = examples.map(_not_converted(preprocess), num_parallel_calls=preprocess_calls,
+                            deterministic=deterministic)
     return examples.batch(batch_size, drop_remainder=is_training).prefetch(AUTOTUNE)
+
+
+def _not_converted(function):
+    """`function`, which tf.data then traces as it is, without AutoGraph's conversion."""
+    return tf.autograph.experimental.do_not_convert(function)
 
 
 def one_shot_batch(batches: tf.data.Dataset) -> tuple[tf.Tensor, tf.Tensor]:
@@ -197,16 +216,26 @@ def _read_records(files: list[str], num_readers: int, is_training: bool, seed: i
 
 def _decode_fn(decoder: slim.data_decoder.DataDecoder, labels_offset: int
                ) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """fn(record) -> (image, label): a class id less `labels_offset`, or a multi-hot vector.
+
+    A multi-hot label (float32 [num_classes], multi-label datasets) loses its
+    first `labels_offset` columns instead.
+    """
     def decode(record):
         image, label = decoder.decode(record, ['image', 'label'])
+        if label.dtype.is_floating:
+            return image, label[labels_offset:]
         return image, tf.cast(label, tf.int64) - labels_offset
     return decode
 
 
 def _label_fn(decoder: slim.data_decoder.DataDecoder, labels_offset: int
               ) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """fn(record) -> (record, label), the label as `_decode_fn` gives it."""
     def record_and_label(record):
         label, = decoder.decode(record, ['label'])
+        if label.dtype.is_floating:
+            return record, label[labels_offset:]
         return record, tf.cast(label, tf.int64) - labels_offset
     return record_and_label
 
@@ -257,6 +286,23 @@ def _preprocess_fn(preprocess_fn: PreprocessFn, height: int, width: int, seed: i
         image.set_shape([height, width, None])
         return image, label
     return preprocess
+
+
+def _positioned(decode: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+                ) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
+    """`decode` of an enumerated record, passing its position on."""
+    def decode_at(position, record):
+        return (position,) + tuple(decode(record))
+    return decode_at
+
+
+def _stateless_preprocess_fn(preprocess: Callable[[tf.Tensor, tf.Tensor], tuple],
+                             seed: int) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
+    """`preprocess` whose draws (slim_classifier.runtime.determinism) are seeded by position."""
+    def preprocess_at(position, image, label):
+        with determinism.stateless_draws(seed, determinism.STREAM_EXAMPLES, position):
+            return preprocess(image, label)
+    return preprocess_at
 
 
 class DataError(UserError):

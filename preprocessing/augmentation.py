@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import tensorflow.compat.v1 as tf
 
+from slim_classifier.runtime import determinism
+
 MAX_MAGNITUDE = 30.0
 # The strength of each distortion at MAX_MAGNITUDE.
 _MAX_ROTATE_DEGREES = 30.0
@@ -122,9 +124,9 @@ def rand_augment(image: tf.Tensor, num_ops: int, magnitude: float) -> tf.Tensor:
         image = tf.convert_to_tensor(image)
         level = magnitude / MAX_MAGNITUDE
         for _ in range(num_ops):
-            choice = tf.random.uniform([], 0, len(RAND_AUGMENT_OPS), dtype=tf.int32)
+            choice = determinism.uniform([], 0, len(RAND_AUGMENT_OPS), dtype=tf.int32)
             # -1 or +1: the direction of the signed distortions.
-            sign = tf.sign(tf.random.uniform([]) - 0.5)
+            sign = tf.sign(determinism.uniform([]) - 0.5)
             branches = [_bound(op, image, level, sign) for op in RAND_AUGMENT_OPS.values()]
             distorted = tf.switch_case(choice, branches)
             distorted.set_shape(image.shape)
@@ -301,7 +303,7 @@ def random_erasing(image: tf.Tensor, probability: float) -> tf.Tensor:
       probability: in [0, 1].
     """
     with tf.name_scope('random_erasing'):
-        erase = tf.random.uniform([]) < probability
+        erase = determinism.uniform([]) < probability
         erased = tf.cond(erase, lambda: _erase_rectangle(image), lambda: tf.identity(image))
         erased.set_shape(image.shape)
         return erased
@@ -310,15 +312,15 @@ def random_erasing(image: tf.Tensor, probability: float) -> tf.Tensor:
 def _erase_rectangle(image):
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
-    area = tf.cast(height * width, tf.float32) * tf.random.uniform([], *_ERASED_AREA)
-    aspect = tf.exp(tf.random.uniform([], math.log(_ERASED_ASPECT[0]),
+    area = tf.cast(height * width, tf.float32) * determinism.uniform([], *_ERASED_AREA)
+    aspect = tf.exp(determinism.uniform([], math.log(_ERASED_ASPECT[0]),
                                       math.log(_ERASED_ASPECT[1])))
     box_height = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32), 1, height)
     box_width = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32), 1, width)
-    top = tf.random.uniform([], 0, height - box_height + 1, dtype=tf.int32)
-    left = tf.random.uniform([], 0, width - box_width + 1, dtype=tf.int32)
+    top = determinism.uniform([], 0, height - box_height + 1, dtype=tf.int32)
+    left = determinism.uniform([], 0, width - box_width + 1, dtype=tf.int32)
     inside = _box_mask(height, width, top, left, box_height, box_width)[:, :, None]
-    noise = tf.random.uniform(shape, tf.reduce_min(image), tf.reduce_max(image), image.dtype)
+    noise = determinism.uniform(shape, tf.reduce_min(image), tf.reduce_max(image), image.dtype)
     return tf.where(tf.broadcast_to(inside, shape), noise, image)
 
 
@@ -345,25 +347,27 @@ def mix_batch(images: tf.Tensor, labels: tf.Tensor, num_classes: int, mixup_alph
 
     Args:
       images: float [batch, height, width, channels].
-      labels: int [batch], each in [0, num_classes).
+      labels: int [batch], each in [0, num_classes), or multi-hot float32
+        [batch, num_classes] (a multi-label dataset).
       num_classes: the width of the soft labels.
       mixup_alpha: > 0 to mix up, 0 for no mixup.
       cutmix_alpha: > 0 to cut and mix, 0 for no CutMix.
 
     Returns:
-      (images, soft labels float32 [batch, num_classes] whose rows sum to 1).
+      (images, soft labels float32 [batch, num_classes]: the rows sum to 1 for
+      class ids; for multi-hot labels each label is the share of its images).
     """
     if mixup_alpha <= 0 and cutmix_alpha <= 0:
         raise ValueError('mix_batch needs mixup_alpha or cutmix_alpha > 0')
     with tf.name_scope('mix_batch'):
-        one_hot = tf.one_hot(labels, num_classes)
+        one_hot = labels if labels.shape.rank == 2 else tf.one_hot(labels, num_classes)
         others = tf.reverse(images, [0])
         if cutmix_alpha <= 0:
             mixed, kept = _mixup(images, others, mixup_alpha)
         elif mixup_alpha <= 0:
             mixed, kept = _cutmix(images, others, cutmix_alpha)
         else:
-            mixed, kept = tf.cond(tf.random.uniform([]) < _CUTMIX_PROBABILITY,
+            mixed, kept = tf.cond(determinism.uniform([]) < _CUTMIX_PROBABILITY,
                                   lambda: _cutmix(images, others, cutmix_alpha),
                                   lambda: _mixup(images, others, mixup_alpha))
         mixed.set_shape(images.shape)
@@ -373,8 +377,8 @@ def mix_batch(images: tf.Tensor, labels: tf.Tensor, num_classes: int, mixup_alph
 
 def _beta(alpha):
     """A draw from Beta(alpha, alpha), as a ratio of Gamma draws."""
-    first = tf.random.gamma([], alpha)
-    second = tf.random.gamma([], alpha)
+    first = determinism.gamma([], alpha)
+    second = determinism.gamma([], alpha)
     # Both draws underflow to 0 for tiny alphas: then either image is as likely.
     return tf.math.divide_no_nan(first, first + second)
 
@@ -391,8 +395,8 @@ def _cutmix(images, others, alpha):
     side = tf.sqrt(1.0 - _beta(alpha))
     box_height = tf.cast(tf.round(side * tf.cast(height, tf.float32)), tf.int32)
     box_width = tf.cast(tf.round(side * tf.cast(width, tf.float32)), tf.int32)
-    centre_y = tf.random.uniform([], 0, height, dtype=tf.int32)
-    centre_x = tf.random.uniform([], 0, width, dtype=tf.int32)
+    centre_y = determinism.uniform([], 0, height, dtype=tf.int32)
+    centre_x = determinism.uniform([], 0, width, dtype=tf.int32)
     top = tf.maximum(centre_y - box_height // 2, 0)
     bottom = tf.minimum(centre_y + (box_height + 1) // 2, height)
     left = tf.maximum(centre_x - box_width // 2, 0)

@@ -8,6 +8,7 @@ variance. Evaluation only crops or pads to the output size and standardises.
 import tensorflow.compat.v1 as tf
 
 from preprocessing.image_ops import crop_or_pad_to_float, image_summary, maybe_grayscale
+from slim_classifier.runtime import determinism
 
 # Zero pixels added on every side before the random training crop.
 _PADDING = 4
@@ -45,15 +46,15 @@ def preprocess_for_train(image: tf.Tensor, output_height: int, output_width: int
             image = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
         channels = image.shape[-1]
         crop_size = [output_height, output_width, tf.shape(image)[-1]]
-        image = tf.image.random_crop(image, crop_size)
+        image = determinism.random_crop(image, crop_size)
         image.set_shape([output_height, output_width, channels])
         # Crop on uint8 first so that only the kept pixels are converted.
         image = maybe_grayscale(tf.cast(image, tf.float32), use_grayscale)
-        image = tf.image.random_flip_left_right(image)
+        image = determinism.random_flip_left_right(image)
         if add_image_summaries:
             image_summary('distorted_image', image)
-        image = tf.image.random_brightness(image, max_delta=_MAX_BRIGHTNESS_DELTA)
-        image = tf.image.random_contrast(image, *_CONTRAST_RANGE)
+        image = determinism.random_brightness(image, max_delta=_MAX_BRIGHTNESS_DELTA)
+        image = determinism.random_contrast(image, *_CONTRAST_RANGE)
         return tf.image.per_image_standardization(image)
 
 

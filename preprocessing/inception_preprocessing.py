@@ -17,6 +17,7 @@ from collections.abc import Callable
 import tensorflow.compat.v1 as tf
 
 from preprocessing.image_ops import image_summary
+from slim_classifier.runtime import determinism
 
 # Parameters of the distorted bounding-box crop used for training.
 _MIN_OBJECT_COVERED = 0.1
@@ -34,12 +35,12 @@ _CONTRAST_RANGE = (0.5, 1.5)
 _CENTRAL_FRACTION = 0.875
 
 _COLOUR_OPS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
-        'brightness': lambda image: tf.image.random_brightness(
+        'brightness': lambda image: determinism.random_brightness(
                 image, max_delta=_MAX_BRIGHTNESS_DELTA),
-        'saturation': lambda image: tf.image.random_saturation(
+        'saturation': lambda image: determinism.random_saturation(
                 image, *_SATURATION_RANGE),
-        'hue': lambda image: tf.image.random_hue(image, max_delta=_MAX_HUE_DELTA),
-        'contrast': lambda image: tf.image.random_contrast(image, *_CONTRAST_RANGE),
+        'hue': lambda image: determinism.random_hue(image, max_delta=_MAX_HUE_DELTA),
+        'contrast': lambda image: determinism.random_contrast(image, *_CONTRAST_RANGE),
 }
 # The orders in which colour jitter may be applied; one is drawn per image.
 _FAST_COLOUR_ORDERINGS = (
@@ -78,7 +79,7 @@ def _apply_random_case(image: tf.Tensor,
     """
     if num_cases == 1:
         return case_fn(image, 0)
-    case = tf.random.uniform([], maxval=num_cases, dtype=tf.int32)
+    case = determinism.uniform([], maxval=num_cases, dtype=tf.int32)
     return tf.switch_case(
             case, [lambda k=k: case_fn(image, k) for k in range(num_cases)])
 
@@ -119,19 +120,8 @@ def _sample_distorted_box(image_shape: tf.Tensor, bbox: tf.Tensor, min_object_co
                           area_range: tuple[float, float], max_attempts: int
                           ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """(begin [3], size [3], normalised box [1, 1, 4]) of a random crop of the image."""
-    # The raw op honours the graph-level seed like the deprecated v1
-    # wrapper does, without its deprecation warning on every run.
-    graph_seed, op_seed = tf.get_seed(None)
-    return tf.raw_ops.SampleDistortedBoundingBoxV2(
-            image_size=image_shape,
-            bounding_boxes=bbox,
-            min_object_covered=min_object_covered,
-            seed=graph_seed or 0,
-            seed2=op_seed or 0,
-            aspect_ratio_range=list(aspect_ratio_range),
-            area_range=list(area_range),
-            max_attempts=max_attempts,
-            use_image_if_no_bounding_boxes=True)
+    return determinism.sample_distorted_bounding_box(
+            image_shape, bbox, min_object_covered, aspect_ratio_range, area_range, max_attempts)
 
 
 def distorted_bounding_box_crop(
@@ -268,7 +258,7 @@ def preprocess_for_train(image: tf.Tensor, height: int, width: int,
                 num_resize_cases)
         if add_image_summaries:
             image_summary('cropped_resized_image', image)
-        image = tf.image.random_flip_left_right(image)
+        image = determinism.random_flip_left_right(image)
         num_colour_cases = 1 if fast_mode else len(_FULL_COLOUR_ORDERINGS)
         image = _apply_random_case(
                 image, lambda x, k: distort_color(x, k, fast_mode), num_colour_cases)

@@ -9,6 +9,7 @@ central crop. Both subtract the ImageNet RGB means from the 0-255 pixels.
 import tensorflow.compat.v1 as tf
 
 from preprocessing.image_ops import maybe_grayscale
+from slim_classifier.runtime import determinism
 
 # ImageNet per-channel means, in 0-255 pixel units.
 _R_MEAN = 123.68
@@ -99,7 +100,7 @@ def _central_crop(image: tf.Tensor, crop_height: int, crop_width: int) -> tf.Ten
 
 def _random_crop(image: tf.Tensor, crop_height: int, crop_width: int) -> tf.Tensor:
     """Returns a crop_height x crop_width part of `image` at a random place."""
-    cropped = tf.image.random_crop(image, [crop_height, crop_width, tf.shape(image)[-1]])
+    cropped = determinism.random_crop(image, [crop_height, crop_width, tf.shape(image)[-1]])
     cropped.set_shape([crop_height, crop_width, image.shape[-1]])
     return cropped
 
@@ -138,11 +139,11 @@ def preprocess_for_train(image: tf.Tensor, output_height: int, output_width: int
                          % (resize_side_max, resize_side_min))
     _check_crop_fits(output_height, output_width, resize_side_min)
     with tf.name_scope('vgg_train'):
-        resize_side = tf.random.uniform([], minval=resize_side_min,
+        resize_side = determinism.uniform([], minval=resize_side_min,
                                         maxval=resize_side_max + 1, dtype=tf.int32)
         image = _aspect_preserving_resize(image, resize_side)
         image = _random_crop(image, output_height, output_width)
-        image = tf.image.random_flip_left_right(image)
+        image = determinism.random_flip_left_right(image)
         image = maybe_grayscale(image, use_grayscale)
         return _subtract_vgg_means(image)
 

@@ -19,9 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 from tensorflow.python.framework import ops
-from tensorflow.python.ops import array_ops
-from tensorflow.python.ops import control_flow_ops
-from tensorflow.python.ops import variable_scope
+from tensorflow.python.ops import array_ops, control_flow_ops, variable_scope
 
 # The mends applied in this process, in order (empty on a TensorFlow that
 # needs none); the tests read it to check that each mend is in force.
@@ -214,3 +212,41 @@ from tf_slim.ops.arg_scope import arg_scope_func_key  # noqa: E402,F401  (for ne
 _mend_partitioned_checkpoint_assign(_slim_variables)
 if 'assign_from_checkpoint' in APPLIED:
     slim.assign_from_checkpoint = _slim_variables.assign_from_checkpoint
+
+
+def _dropout_stateless_in_deterministic_training(slim_module) -> None:
+    """Routes `slim.dropout` through slim_classifier.runtime.determinism.
+
+    Not a mend: inside `determinism.stateless_draws` (deterministic training),
+    dropout draws its mask from a stateless op seeded by the global step, so a
+    resumed run drops what the uninterrupted run dropped; elsewhere it is
+    tf_slim's own dropout, called with the same arguments. The replacement
+    shares tf_slim's arg_scope key, so `arg_scope([slim.dropout], ...)`
+    reaches it whichever of the two a net names.
+    """
+    import tensorflow.compat.v1 as tf
+    from tf_slim.layers import utils as layer_utils
+    from tf_slim.ops.arg_scope import add_arg_scope
+
+    from slim_classifier.runtime import determinism
+    original = slim_module.dropout
+
+    def dropout(inputs, keep_prob=0.5, noise_shape=None, is_training=True,
+                outputs_collections=None, scope=None, seed=None):
+        """tf_slim's dropout; stateless inside `determinism.stateless_draws`."""
+        if determinism.active() is None:
+            return original(inputs, keep_prob=keep_prob, noise_shape=noise_shape,
+                            is_training=is_training, outputs_collections=outputs_collections,
+                            scope=scope, seed=seed)
+        with tf.variable_scope(scope, 'Dropout', [inputs]) as sc:
+            inputs = tf.convert_to_tensor(inputs)
+            outputs = layer_utils.smart_cond(
+                is_training, lambda: determinism.dropout(inputs, keep_prob, noise_shape),
+                lambda: tf.identity(inputs))
+            return layer_utils.collect_named_outputs(outputs_collections, sc.name, outputs)
+
+    dropout._key_op = arg_scope_func_key(original)  # pylint: disable=protected-access
+    slim_module.dropout = add_arg_scope(dropout)
+
+
+_dropout_stateless_in_deterministic_training(slim)

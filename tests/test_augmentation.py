@@ -175,6 +175,20 @@ def test_cutmix_labels_are_the_shares_of_the_pixels(seed):
     assert np.mean(images[1] == 3.0) == pytest.approx(labels[1, 2], abs=1e-6)
 
 
+def test_mixup_of_multi_hot_labels_gives_each_label_the_share_of_its_images():
+    images = np.ones((4, 8, 8, 1), np.float32) * np.arange(1, 5, dtype=np.float32)[:, None,
+                                                                                    None, None]
+    multi_hot = np.array([[1, 1, 0], [0, 0, 0], [0, 1, 1], [1, 0, 0]], np.float32)
+    with tf.Graph().as_default():
+        tf.set_random_seed(1)
+        mixed, labels = _run(augmentation.mix_batch(tf.constant(images), tf.constant(multi_hot),
+                                                    3, 0.4, 0.0))
+    kept = (mixed[:, 0, 0, 0] - images[::-1, 0, 0, 0]) / (images[:, 0, 0, 0]
+                                                          - images[::-1, 0, 0, 0])
+    np.testing.assert_allclose(labels, kept[:, None] * multi_hot
+                               + (1 - kept[:, None]) * multi_hot[::-1], rtol=1e-5)
+
+
 def test_mixing_batches_makes_soft_labels_and_still_checks_the_labels(digits_dir):
     dataset = dataset_factory.get_dataset('digits', 'train', digits_dir)
     mixing = Augmentation(mixup_alpha=0.2, cutmix_alpha=1.0)

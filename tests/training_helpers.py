@@ -48,8 +48,10 @@ def checkpoint_step(train_dir):
 
 
 def checkpoint_values(path):
+    """Every tensor of a checkpoint by name, but the input pipeline's state (a variant)."""
     reader = tf.train.NewCheckpointReader(path)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    return {name: reader.get_tensor(name)
+            for name, dtype in reader.get_variable_to_dtype_map().items() if dtype != tf.variant}
 
 
 def interrupt(process, signum=signal.SIGTERM, timeout=60):

@@ -415,8 +415,10 @@ def newest_intact_checkpoint(train_dir: str) -> Checkpoint | None:
             continue
         try:
             reader = tf.train.NewCheckpointReader(prefix)
-            for variable in reader.get_variable_to_shape_map():
-                reader.get_tensor(variable)
+            # The input pipeline's saved state (--deterministic) is a variant NumPy cannot hold.
+            for variable, dtype in reader.get_variable_to_dtype_map().items():
+                if dtype != tf.variant:
+                    reader.get_tensor(variable)
             step = int(reader.get_tensor('global_step'))
         except (tf.errors.OpError, ValueError, RuntimeError):
             continue

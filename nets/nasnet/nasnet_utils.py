@@ -18,6 +18,7 @@ from typing import Protocol
 import tensorflow.compat.v1 as tf
 
 from slim_classifier.compat import slim
+from slim_classifier.runtime import determinism
 
 DATA_FORMAT_NHWC = 'NHWC'
 DATA_FORMAT_NCHW = 'NCHW'
@@ -155,7 +156,8 @@ def drop_path(net: tf.Tensor, keep_prob, is_training: bool = True) -> tf.Tensor:
     if not is_training:
         return net
     noise_shape = [tf.shape(net)[0], 1, 1, 1]
-    keep_mask = tf.floor(keep_prob + tf.random.uniform(noise_shape, dtype=tf.float32))
+    # Stateless in deterministic training, so a resumed run drops the paths the first dropped.
+    keep_mask = tf.floor(keep_prob + determinism.uniform(noise_shape, dtype=tf.float32))
     scale = tf.cast(1.0 / keep_prob, net.dtype)
     return net * scale * tf.cast(keep_mask, net.dtype)
 

@@ -19,6 +19,7 @@ from datasets import dataset_format, input_pipeline
 from preprocessing import preprocessing_factory
 from preprocessing.augmentation import Augmentation, augmented_preprocessing, mix_batch
 from slim_classifier.compat import slim
+from slim_classifier.runtime import determinism
 
 log = logging.getLogger('batches')
 
@@ -72,10 +73,17 @@ def training_batches(dataset: slim.dataset.Dataset, preprocessing_name: str, ima
         return batches
     num_classes = dataset.num_classes - pipeline_args.get('labels_offset', 0)
     seed = pipeline_args.get('seed')
+    # Deterministic training seeds each draw by the position of its example or
+    # batch (slim_classifier.runtime.determinism), so that a resume repeats it.
+    stateless = pipeline_args.get('deterministic', False)
     if balance_counts is not None:
-        batches = _balanced(batches, balance_counts, num_classes, batch_size, seed)
+        batches = _balanced(batches, balance_counts, num_classes, batch_size, seed, stateless)
     if augmentation.mixes_batches:
-        batches = batches.map(_mixing_fn(augmentation, num_classes, seed))
+        if stateless:
+            batches = batches.enumerate().map(_positioned_mixing_fn(augmentation, num_classes,
+                                                                    seed))
+        else:
+            batches = batches.map(_mixing_fn(augmentation, num_classes, seed))
     return batches.prefetch(input_pipeline.AUTOTUNE)
 
 
@@ -105,7 +113,7 @@ def checked_labels(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
 
 
 def _balanced(batches: tf.data.Dataset, counts: Sequence[int], num_classes: int,
-              batch_size: int, seed: int | None) -> tf.data.Dataset:
+              batch_size: int, seed: int | None, stateless: bool = False) -> tf.data.Dataset:
     """The examples of `batches` resampled evenly over the classes that have any, rebatched.
 
     Rejection resampling mixed with the stream as it comes, as tf.data's
@@ -113,7 +121,8 @@ def _balanced(batches: tf.data.Dataset, counts: Sequence[int], num_classes: int,
     `direct` of the examples is taken as they come, the others are kept at
     their class's acceptance rate; together they draw each class with
     examples equally often, while as few examples as possible are
-    preprocessed only to be dropped.
+    preprocessed only to be dropped. `stateless`: each acceptance is drawn
+    from a seed of (seed, the example's position), see `training_batches`.
     """
     counts = np.asarray(counts, dtype=np.float64)
     if len(counts) != num_classes or not counts.sum():
@@ -132,11 +141,18 @@ def _balanced(batches: tf.data.Dataset, counts: Sequence[int], num_classes: int,
         if seed is not None:
             tf.set_random_seed(seed)  # as in input_pipeline: this traced function's seed
         label = checked_labels(label, num_classes)
-        return tf.random.uniform([]) < tf.gather(acceptance, label)
+        return determinism.uniform([]) < tf.gather(acceptance, label)
 
     examples = batches.unbatch()
+    if stateless:
+        def accepted_at(position, example):
+            with determinism.stateless_draws(seed, determinism.STREAM_BALANCE, position):
+                return accepted(*example)
+        candidates = examples.enumerate().filter(accepted_at).map(lambda _, example: example)
+    else:
+        candidates = examples.filter(accepted)
     resampled = tf.data.Dataset.sample_from_datasets(
-        [examples, examples.filter(accepted)], weights=[direct, 1.0 - direct], seed=seed)
+        [examples, candidates], weights=[direct, 1.0 - direct], seed=seed)
     return resampled.batch(batch_size, drop_remainder=True)
 
 
@@ -145,9 +161,21 @@ def _mixing_fn(augmentation: Augmentation, num_classes: int, seed: int | None):
         if seed is not None:
             # As in input_pipeline: seeds this traced function's random ops alone.
             tf.set_random_seed(seed)
-        return mix_batch(images, checked_labels(labels, num_classes), num_classes,
-                         augmentation.mixup_alpha, augmentation.cutmix_alpha)
+        if labels.shape.rank == 1:  # class ids; multi-hot labels were decoded checked
+            labels = checked_labels(labels, num_classes)
+        return mix_batch(images, labels, num_classes, augmentation.mixup_alpha,
+                         augmentation.cutmix_alpha)
     return mix
+
+
+def _positioned_mixing_fn(augmentation: Augmentation, num_classes: int, seed: int):
+    """`_mixing_fn` of an enumerated batch, whose draws are seeded by its position."""
+    mix = _mixing_fn(augmentation, num_classes, seed)
+
+    def mix_at(position, batch):
+        with determinism.stateless_draws(seed, determinism.STREAM_BATCHES, position):
+            return mix(*batch)
+    return mix_at
 
 
 # Class balance ---------------------------------------------------------------------------------
@@ -160,13 +188,20 @@ def class_counts(dataset: slim.dataset.Dataset, labels_offset: int = 0) -> list[
     these are in the proportions of each split. Without a complete report
     (the original TF-Slim records), the labels of the split's records are
     read once (their images are not decoded).
+
+    For a multi-label dataset: the examples of the split carrying each label,
+    from its dataset_info.json (`dataset.label_counts`) where recorded, else
+    read from the records.
     """
-    counts = _reported_counts(dataset) or _counted_labels(dataset)
-    return counts[labels_offset:]
+    if getattr(dataset, 'multi_label', False):
+        counts = getattr(dataset, 'label_counts', None) or _counted_labels(dataset)
+    else:
+        counts = _reported_counts(dataset) or _counted_labels(dataset)
+    return list(counts[labels_offset:])
 
 
 def class_weights(value: str, dataset: slim.dataset.Dataset, labels_offset: int = 0,
-                  counts: Sequence[int] | None = None) -> list[float]:
+                  counts: Sequence[int] | None = None, multi_label: bool = False) -> list[float]:
     """The loss weight of each of the net's classes, for --class_weights.
 
     Args:
@@ -179,6 +214,11 @@ def class_weights(value: str, dataset: slim.dataset.Dataset, labels_offset: int 
       dataset: the training split.
       labels_offset: as TrainConfig's.
       counts: the `class_counts` of the dataset, if already known.
+      multi_label: the loss is a sigmoid cross-entropy per label, whose
+        weights weigh the positive term of each label ('pos_weight'); 'auto'
+        then gives each label its negatives / positives
+        (`positive_label_weights`), so that its positive and negative
+        examples weigh the same in all.
 
     Raises:
       ValueError: naming --class_weights, for a file that cannot be read or
@@ -188,14 +228,38 @@ def class_weights(value: str, dataset: slim.dataset.Dataset, labels_offset: int 
     if value == AUTO_CLASS_WEIGHTS:
         if counts is None:
             counts = class_counts(dataset, labels_offset)
-        weights = inverse_frequency_weights(counts)
+        if not multi_label:
+            weights = inverse_frequency_weights(counts)
+        elif getattr(dataset, 'multi_label', False):
+            weights = positive_label_weights(counts, dataset.num_samples)
+        else:
+            # A single-label dataset's examples carry one label each.
+            weights = positive_label_weights(counts, sum(counts))
     else:
         names = {label - labels_offset: name
                  for label, name in (dataset.labels_to_names or {}).items()}
         weights = read_class_weights(value, num_classes, names)
-    log.info('Class weights (--class_weights=%s): %s', value,
+    log.info('%s weights (--class_weights=%s): %s',
+             'Positive label' if multi_label else 'Class', value,
              ', '.join('%.4g' % weight for weight in weights))
     return weights
+
+
+def positive_label_weights(counts: Sequence[int], num_examples: int) -> list[float]:
+    """negatives / positives per label, for --class_weights=auto in multi-label training.
+
+    Args:
+      counts: the examples carrying each label.
+      num_examples: the examples counted.
+
+    Returns:
+      (num_examples - count) / count per label; 1 for a label that no
+      example, or every example, carries.
+    """
+    if num_examples <= 0:
+        raise ValueError('--class_weights=auto needs examples; the split has none')
+    return [(num_examples - count) / count if 0 < count < num_examples else 1.0
+            for count in counts]
 
 
 def inverse_frequency_weights(counts: Sequence[int]) -> list[float]:
@@ -272,7 +336,7 @@ def _reported_counts(dataset: slim.dataset.Dataset) -> list[int] | None:
 
 
 def _counted_labels(dataset: slim.dataset.Dataset) -> list[int]:
-    """The examples of each dataset label, by reading the labels of the split's records."""
+    """The examples of each dataset label (carrying it, if multi-hot), read from the records."""
     log.info('Counting the examples of each class in %s',
              getattr(dataset, 'file_pattern', 'the dataset'))
     counts = np.zeros(dataset.num_classes, dtype=np.int64)
@@ -287,6 +351,9 @@ def _counted_labels(dataset: slim.dataset.Dataset) -> list[int]:
                     values = session.run(next_labels)
                 except tf.errors.OutOfRangeError:
                     break
+                if values.ndim == 2:  # multi-hot labels
+                    counts += values.sum(axis=0).astype(np.int64)
+                    continue
                 # Labels outside the classes are left to the training's own check.
                 values = values[(values >= 0) & (values < dataset.num_classes)]
                 counts += np.bincount(values, minlength=dataset.num_classes)

@@ -288,7 +288,7 @@ class UpdateRuleOptions:
 MINIMIZED_METRICS = ('loss', 'log_loss', 'expected_calibration_error')
 MAXIMIZED_METRICS = ('accuracy', 'recall_at_5', 'mean_per_class_accuracy', 'macro_f_beta',
                      'weighted_f_beta', 'matthews_corrcoef', 'cohen_kappa', 'macro_roc_auc',
-                     'micro_roc_auc', 'macro_average_precision')
+                     'micro_roc_auc', 'macro_average_precision', 'map')
 PLATEAU_SCHEDULE = 'reduce_on_plateau'
 
 
@@ -339,6 +339,20 @@ class TrainingEvaluationOptions:
 # --- end of evaluation while training -----------------------------------------------------------
 
 
+# --- Multi-label training (issue 17) ------------------------------------------------------------
+
+@dataclasses.dataclass(kw_only=True)
+class MultiLabelOptions:
+    """Sigmoid cross-entropy over multi-hot labels: always on a multi-label dataset."""
+    multi_label: bool = option(
+        False, 'Train with sigmoid cross-entropy over multi-hot labels (a yes or no per '
+        'label) instead of softmax cross-entropy, as a multi-label dataset (digit_tiles, '
+        '--labels_csv conversions) always does; on a single-label dataset each class id '
+        'becomes a one-hot vector.', 'data')
+
+# --- end of multi-label training ----------------------------------------------------------------
+
+
 @dataclasses.dataclass(kw_only=True)
 class ClusterFlags:
     """Where this process sits in a cluster; the command turns them into `cluster_role`."""
@@ -370,7 +384,7 @@ class ClusterFlags:
 class TrainConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions,
                   OptimizerOptions, LearningRateOptions, FineTuningOptions, DistributionOptions,
                   ImbalanceAugmentationOptions, UpdateRuleOptions,
-                  TrainingEvaluationOptions):
+                  TrainingEvaluationOptions, MultiLabelOptions):
     """Everything one training run needs; the defaults are the original trainer's."""
     train_dir: str = option('/tmp/tfmodel/', 'Where checkpoints and event logs go.',
                             'checkpoints and logs')
@@ -389,8 +403,15 @@ class TrainConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions,
     summarize_activations: bool = option(False, 'Add histograms and sparsity of every end '
                                          'point to the summaries.', 'checkpoints and logs')
     seed: int | None = option(None, 'Seed of the graph-level random operations and the '
-                              'shuffling.', 'performance')
-    deterministic: bool = option(False, 'Read and shuffle the input in a reproducible order.',
+                              'shuffling; --deterministic needs one.', 'performance')
+    deterministic: bool = option(False, 'Train reproducibly with --seed, and resume exactly: '
+                                 "TensorFlow's op determinism, the input read and shuffled "
+                                 'in a reproducible order, every random draw (augmentation, '
+                                 'mixup/CutMix, balanced sampling, dropout) seeded by the '
+                                 "example's position or the step, and the input pipeline's "
+                                 'state saved with each checkpoint, so a run stopped by '
+                                 'SIGTERM, or killed after a save, and resumed ends with the '
+                                 'weights of the same run uninterrupted (on CPU).',
                                  'performance')
 
     def __post_init__(self):

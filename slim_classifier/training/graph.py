@@ -6,6 +6,7 @@ what the trainer needs around it (label checks, learning-rate schedule,
 gradient clipping, loss scaling, moving averages, sync replicas, summaries).
 """
 
+import contextlib
 import dataclasses
 import logging
 
@@ -17,7 +18,7 @@ from nets import nets_factory
 from preprocessing.augmentation import Augmentation
 from slim_classifier.compat import slim
 from slim_classifier.errors import TrainingError
-from slim_classifier.runtime import batches, checkpoints
+from slim_classifier.runtime import batches, checkpoints, determinism
 from slim_classifier.training import optimization, sync_replicas
 from slim_classifier.training.config import OPTIMIZERS, PLATEAU_SCHEDULE, TrainConfig
 
@@ -98,14 +99,18 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
             # Each worker of a cluster shuffles differently, so they train on other batches.
             seed=None if config.seed is None else config.seed + deploy_config.replica_id,
             deterministic=config.deterministic, labels_offset=config.labels_offset))
+        if config.deterministic:
+            _save_with_checkpoints(iterator)
 
     def clone_fn():
         images, labels = iterator.get_next()
-        if labels.shape.rank == 1:  # soft labels (mixup, CutMix) were checked before mixing
+        # Soft labels (mixup, CutMix) were checked before mixing; multi-hot ones hold no ids.
+        if labels.shape.rank == 1:
             labels = batches.checked_labels(labels, num_classes)
-        logits, end_points = network_fn(images)
+        with _step_draws(config, global_step):
+            logits, end_points = network_fn(images)
         _add_losses(logits, end_points, labels, num_classes, config.label_smoothing,
-                    class_weights)
+                    class_weights, multi_label=dataset.multi_label or config.multi_label)
         return end_points
 
     clones = model_deploy.create_clones(deploy_config, clone_fn)
@@ -150,6 +155,11 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
                                           gradients, global_step, extra_updates)
     with tf.control_dependencies([train_op]):
         step_after_train = global_step.read_value()
+    if config.deterministic:
+        try:
+            determinism.refuse_stateful_draws(tf.get_default_graph(), [train_op])
+        except determinism.StatefulDrawError as error:
+            raise TrainingError(str(error)) from None
     return TrainingGraph(
         train_op=train_op, global_step=global_step, step_after_train=step_after_train,
         learning_rate=learning_rate, summary_op=model_deploy.merge_summaries(clones),
@@ -159,6 +169,29 @@ def build_training_graph(config: TrainConfig, is_chief: bool) -> TrainingGraph:
         sync=sync_replicas.sync_ops(optimizer, config) if config.sync_replicas else None,
         fine_tune=_fine_tune(config, is_chief), dataset=dataset,
         images_per_step=config.batch_size * config.num_clones, plateau=plateau)
+
+
+# --- Exact resume with --deterministic (issue 16) ------------------------------------------------
+
+def _save_with_checkpoints(iterator):
+    """Adds the input pipeline's state (its position, shuffle buffer, prefetched batches) to
+    what the trainer's Saver writes, so a resume reads on from where the checkpoint was saved.
+
+    The pipeline's random draws are stateless (training/determinism.py, whose
+    guard refuses any other random op), so no state of theirs is lost; the
+    other stateful ops tf.data cannot save, such as the assertions inside
+    conditionals, hold no state that a resume needs.
+    """
+    tf.add_to_collection(tf.GraphKeys.SAVEABLE_OBJECTS,
+                         tf.data.experimental.make_saveable_from_iterator(
+                             iterator, external_state_policy='ignore'))
+
+
+def _step_draws(config, global_step):
+    """With --deterministic, the net's dropout draws from seeds of (seed, global step)."""
+    if not config.deterministic:
+        return contextlib.nullcontext()
+    return determinism.stateless_draws(config.seed, determinism.STREAM_STEPS, global_step)
 
 
 def _fine_tune(config, is_chief):
@@ -184,13 +217,34 @@ def _readiness():
     return readiness
 
 
-def _add_losses(logits, end_points, labels, num_classes, label_smoothing, class_weights=None):
-    """Softmax cross-entropy on the logits, and on the auxiliary head weighted 0.4.
+def _add_losses(logits, end_points, labels, num_classes, label_smoothing, class_weights=None,
+                multi_label=False):
+    """Cross-entropy on the logits, and on the auxiliary head weighted 0.4.
 
-    `labels` are class ids [batch] or soft labels [batch, num_classes];
-    `class_weights`, one per class, weigh each example by its (mixed) class.
+    `labels` are class ids [batch] or soft labels [batch, num_classes].
+    Softmax cross-entropy, where `class_weights`, one per class, weigh each
+    example by its (mixed) class; or with `multi_label`, sigmoid
+    cross-entropy of each label, averaged over the labels and the batch, of
+    multi-hot (or mixed) labels, where class ids become one-hot and
+    `class_weights`, one per label, weigh the positive term of each label.
+    `label_smoothing` moves the targets towards 1/num_classes (softmax) or
+    1/2 (sigmoid).
     """
     one_hot = labels if labels.shape.rank == 2 else tf.one_hot(labels, num_classes)
+    if multi_label:
+        positive_weights = class_weights or [1.0] * num_classes
+        targets = one_hot * (1.0 - label_smoothing) + 0.5 * label_smoothing
+
+        def add_sigmoid_loss(head_logits, weight, scope):
+            per_label = tf.nn.weighted_cross_entropy_with_logits(
+                labels=tf.cast(targets, head_logits.dtype), logits=head_logits,
+                pos_weight=tf.constant(positive_weights, head_logits.dtype))
+            tf.losses.compute_weighted_loss(per_label, weight, scope=scope)
+
+        if 'AuxLogits' in end_points:
+            add_sigmoid_loss(end_points['AuxLogits'], AUX_LOGITS_WEIGHT, 'aux_loss')
+        add_sigmoid_loss(logits, 1.0, 'sigmoid_loss')
+        return
     weights = 1.0
     if class_weights is not None:
         weights = tf.linalg.matvec(one_hot, tf.constant(class_weights, tf.float32))
@@ -203,14 +257,25 @@ def _add_losses(logits, end_points, labels, num_classes, label_smoothing, class_
 
 
 def _class_balance(config, dataset):
-    """(class weights of the loss or None, class counts to balance the batches or None)."""
+    """(class weights of the loss or None, class counts to balance the batches or None).
+
+    In multi-label training the weights are those of each label's positives
+    (see `batches.class_weights`). Balanced sampling is refused on a
+    multi-label dataset.
+    """
+    if config.balanced_sampling and dataset.multi_label:
+        raise ValueError("--balanced_sampling cannot balance dataset '%s': it is multi-label, "
+                         'its images carry several labels or none, so no draw gives each label '
+                         'an equal share; use --class_weights=auto to weigh rare labels up'
+                         % dataset.name)
     counts = None
     if config.balanced_sampling or config.class_weights == batches.AUTO_CLASS_WEIGHTS:
         counts = batches.class_counts(dataset, config.labels_offset)
     weights = None
     if config.class_weights:
         weights = batches.class_weights(config.class_weights, dataset, config.labels_offset,
-                                        counts)
+                                        counts, multi_label=dataset.multi_label or
+                                        config.multi_label)
     return weights, counts if config.balanced_sampling else None
 
 

@@ -35,6 +35,7 @@ import os
 import shutil
 
 import tensorflow.compat.v1 as tf
+from tensorflow.python.framework import config as tf_config
 
 from slim_classifier.errors import TrainingError
 from slim_classifier.runtime import checkpoints, files, run_config, session_config
@@ -135,6 +136,8 @@ def _train(config: TrainConfig, role, is_chief: bool) -> TrainResult:
         if config.seed is not None:
             tf.set_random_seed(config.seed)
         model = build_training_graph(config, is_chief)
+        if is_chief and config.deterministic:
+            _check_saved_input_state(config.train_dir)
         if is_chief:
             run_config.write_run_config(config.train_dir, config,
                                         model.dataset.num_classes - config.labels_offset)
@@ -144,9 +147,43 @@ def _train(config: TrainConfig, role, is_chief: bool) -> TrainResult:
         if role is not None:
             cluster.wait_for_parameter_servers(role, config.cluster_timeout_secs)
         open_session = sessions.chief_session if is_chief else sessions.worker_session
-        with _evaluation(config, model, is_chief) as evaluation, open_session(
-                master, settings, saver, model, config) as sess:
+        # The evaluation's graph is built first: op determinism refuses to build unseeded
+        # random ops, such as its variables' initialisers (never run, as it restores them).
+        with _evaluation(config, model, is_chief) as evaluation, _op_determinism(
+                config.deterministic), open_session(master, settings, saver, model,
+                                                    config) as sess:
             return run_loop(sess, saver, model, config, is_chief, evaluation)
+
+
+@contextlib.contextmanager
+def _op_determinism(deterministic: bool):
+    """TensorFlow's op determinism for the block, with --deterministic, unless already on."""
+    if not deterministic or tf_config.is_op_determinism_enabled():
+        yield
+        return
+    tf_config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        tf_config.disable_op_determinism()
+
+
+def _check_saved_input_state(train_dir: str) -> None:
+    """Refuses to resume --deterministic from a checkpoint without the input pipeline's state.
+
+    Such a checkpoint was written by a run without --deterministic: its batches
+    cannot be continued exactly.
+    """
+    latest = checkpoints.latest_intact(train_dir)
+    if latest is None:
+        return
+    saved = tf.train.NewCheckpointReader(latest).get_variable_to_shape_map()
+    missing = [spec.name for saveable in tf.get_collection(tf.GraphKeys.SAVEABLE_OBJECTS)
+               for spec in saveable.specs if spec.name not in saved]
+    if missing:
+        raise TrainingError('cannot resume --deterministic from %s: it holds no input pipeline '
+                            'state (%s), as it was trained without --deterministic; resume '
+                            'without it or choose a new --train_dir' % (latest, missing[0]))
 
 
 def _evaluation(config: TrainConfig, model, is_chief: bool):
