@@ -9,6 +9,11 @@ checkpoint until --timeout seconds pass without one.
 With --model_path=EXPORT it evaluates an export instead (a frozen graph,
 SavedModel, TFLite or ONNX model), whose metadata gives the model options; with
 --checkpoint_path too, it evaluates both and reports how the export differs.
+
+A multi-label dataset (or --multi_label) is evaluated as such: mAP, F1,
+subset accuracy and the other multi-label figures at --threshold, and with
+--tune_thresholds the per-label thresholds that maximise F1, written to
+thresholds.json in EVAL and beside the checkpoint of a training directory.
 """
 
 import os
@@ -27,7 +32,9 @@ SUMMARY = """Evaluates a checkpoint or an export on one exact pass over a datase
 RUN is a training directory (its train_config.json gives the net and the data) or a
 checkpoint; EVAL receives metrics.json, confusion_matrix.png and TensorBoard events.
 EXPORT is a frozen graph, SavedModel, .tflite or .onnx file of export_inference_graph.py;
-given RUN as well, the accuracy drop and the share of changed predictions are reported."""
+given RUN as well, the accuracy drop and the share of changed predictions are reported.
+A multi-label dataset is evaluated as one (mAP, F1, ...); --tune_thresholds writes the
+per-label thresholds that maximise F1 to thresholds.json in EVAL and beside the checkpoint."""
 
 flags.define_flags(EvalConfig)
 
@@ -49,7 +56,7 @@ def config_from_flags(values, session_config=None) -> EvalConfig:
 
 
 def _report(results: dict, eval_dir: str) -> None:
-    from slim_classifier.evaluation import export_evaluation
+    from slim_classifier.evaluation import export_evaluation, multilabel_metrics
     if 'model_path' in results:
         quantized = results['quantization'] not in (None, 'none')
         print('%s (%s export%s) on %s/%s' % (
@@ -60,6 +67,13 @@ def _report(results: dict, eval_dir: str) -> None:
         print('%s (global step %s) on %s/%s' % (results['checkpoint'], results['global_step'],
                                                 results['dataset_name'],
                                                 results['dataset_split_name']))
+    if results.get('multi_label'):
+        print(multilabel_metrics.format_table(results))
+        for path in results.get('thresholds_files', []):
+            print('Tuned thresholds: %s' % os.path.abspath(path))
+        print('Metrics and the precision-recall curves are in %s' % os.path.abspath(eval_dir),
+              flush=True)
+        return
     print(export_evaluation.format_table(results))
     if 'comparison' in results:
         print(export_evaluation.comparison_line(results))

@@ -8,11 +8,14 @@ imported here, so that `--help` answers at once.
 import dataclasses
 from typing import Any
 
-from slim_classifier.runtime.options import (AT_LEAST_ZERO, POSITIVE, DataOptions, ModelOptions,
-                                             PerformanceOptions, ReaderOptions, option, validate)
+from slim_classifier.runtime.options import (AT_LEAST_ZERO, POSITIVE, Check, DataOptions,
+                                             ModelOptions, PerformanceOptions, ReaderOptions,
+                                             option, validate)
 
 # The original evaluator's checkpoint_path, evaluated when neither model is named.
 DEFAULT_CHECKPOINT_PATH = '/tmp/tfmodel/'
+# A probability threshold: NaN and infinities fail the comparisons.
+UNIT_INTERVAL = Check(lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, 'be in [0, 1]')
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -65,7 +68,21 @@ class EvalConfig(DataOptions, ModelOptions, ReaderOptions, PerformanceOptions):
                                      check=AT_LEAST_ZERO)
     predictions_file: str | None = option(
         None, 'A CSV file to write one row per example to: record index, file name (where the '
-        'records keep it), true and predicted label, and the top-k ids and probabilities.',
+        'records keep it), true and predicted label, and the top-k ids and probabilities '
+        "(multi-label: the true and the predicted label ids joined by ';', and every label's "
+        'probability).', 'output')
+    multi_label: bool = option(
+        False, 'Evaluate as multi-label: sigmoid probabilities, a label predicted where its '
+        'probability is >= --threshold, and the multi-label figures (mAP, micro and macro F1, '
+        'subset accuracy, Hamming loss, ...). On by itself for a multi-label dataset or a run '
+        'trained with --multi_label; given for a single-label dataset, each example has its one '
+        'label.', 'model')
+    threshold: float = option(0.5, 'Multi-label: a label is predicted where its probability is '
+                              '>= this.', 'output', check=UNIT_INTERVAL)
+    tune_thresholds: bool = option(
+        False, 'Multi-label: find the threshold of each label that maximises its F1 on the '
+        'split, and write them to thresholds.json in --eval_dir and, for a checkpoint of a '
+        'training directory, beside the checkpoint, where classify and predict read them.',
         'output')
     master: str = option('', 'The TensorFlow master to evaluate on.', 'performance', flag=False)
     # A tf.ConfigProto; None takes TensorFlow's defaults.

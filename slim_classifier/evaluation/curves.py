@@ -11,6 +11,9 @@ Computations (numpy, exact over the given examples):
 * `reliability`: top-1 confidence against accuracy in equal-width bins
   (lower, upper], and the expected calibration error they give.
 
+The truth of a class is given as class ids [n] (single-label) or as the
+multi-hot rows [n, classes] of multi-label data (`class_positives`).
+
 Pictures (PNG bytes and their size): `draw_roc_curves`,
 `draw_precision_recall_curves`, `draw_reliability_diagram`, and
 `draw_mistakes`, the contact sheet of the most confident mistakes that
@@ -66,6 +69,20 @@ def binary_counts(scores: np.ndarray, positives: np.ndarray
     tps = np.cumsum(positives)[last_of_run]
     fps = (last_of_run + 1) - tps
     return tps, fps, scores[last_of_run]
+
+
+def class_positives(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """[n, num_classes] bools, True where an example is of the class.
+
+    Args:
+      labels: class ids [n], or the multi-hot truth [n, num_classes] of
+        multi-label data (non-zero where the example has the label).
+      num_classes: the number of classes.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return labels != 0
+    return labels[:, np.newaxis] == np.arange(num_classes)
 
 
 def missing_roc_reason(positives: np.ndarray) -> str | None:
@@ -238,7 +255,7 @@ def draw_roc_curves(labels: np.ndarray, probabilities: np.ndarray, class_names: 
     """One-vs-rest ROC curves of `shown_classes`, and the macro average of the defined ones.
 
     Args:
-      labels: [n] true class ids.
+      labels: [n] true class ids, or the multi-hot truth [n, classes].
       probabilities: [n, classes].
       class_names: names by class id.
       areas: each class's ROC AUC, None where undefined.
@@ -246,7 +263,8 @@ def draw_roc_curves(labels: np.ndarray, probabilities: np.ndarray, class_names: 
     Returns:
       (PNG bytes, (width, height)).
     """
-    curves = {index: roc_curve(probabilities[:, index], labels == index)
+    positives = class_positives(labels, probabilities.shape[1])
+    curves = {index: roc_curve(probabilities[:, index], positives[:, index])
               for index in shown_classes(areas)}
     lines = _class_lines(curves, areas, class_names)
     defined = [index for index, area in enumerate(areas) if area is not None]
@@ -254,7 +272,7 @@ def draw_roc_curves(labels: np.ndarray, probabilities: np.ndarray, class_names: 
         # The macro curve: the mean true positive rate over a common false positive grid.
         grid = np.linspace(0.0, 1.0, 101)
         mean_tpr = np.mean([np.interp(grid, *roc_curve(probabilities[:, index],
-                                                          labels == index))
+                                                          positives[:, index]))
                             for index in defined], axis=0)
         lines.append(Line('macro %.3f' % np.mean([areas[index] for index in defined]), grid,
                           mean_tpr, _BLACK, width=3))
@@ -268,9 +286,10 @@ def draw_precision_recall_curves(labels: np.ndarray, probabilities: np.ndarray,
                                  ) -> tuple[bytes, tuple[int, int]]:
     """Precision-recall curves of `shown_classes` (by average precision `areas`); see
     `draw_roc_curves`."""
+    positives = class_positives(labels, probabilities.shape[1])
     curves = {}
     for index in shown_classes(areas):
-        precision, recall = precision_recall_curve(probabilities[:, index], labels == index)
+        precision, recall = precision_recall_curve(probabilities[:, index], positives[:, index])
         # Steps, as average precision counts them, from recall 0.
         curves[index] = (np.repeat(np.r_[0.0, recall], 2)[1:-1], np.repeat(precision, 2))
     image, _ = _plot('precision-recall (average precision)', 'recall', 'precision',

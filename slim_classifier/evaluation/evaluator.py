@@ -15,6 +15,13 @@ device too full for one of them is one line naming it.
 training job writes, like the original `evaluation_loop`.
 An export is evaluated by `export_evaluation`, which writes its results with
 the same `ResultWriter`.
+
+A multi-label evaluation (a multi-label dataset or training run, or
+`multi_label`) takes the sigmoid of the logits, collects the multi-hot truth
+and the probabilities, and writes the figures of `multilabel_metrics` (mAP,
+F1, subset accuracy, ...) with the per-label precision-recall curves; with
+`tune_thresholds` it writes the per-label thresholds that maximise F1 to
+thresholds.json (see `multilabel_metrics`).
 """
 
 import csv
@@ -34,9 +41,9 @@ from datasets import dataset_factory, input_pipeline
 from nets import nets_factory
 from slim_classifier.compat import slim
 from slim_classifier.errors import DiskFullError, UserError
-from slim_classifier.evaluation import confusion_image, curves, metrics
+from slim_classifier.evaluation import confusion_image, curves, metrics, multilabel_metrics
 from slim_classifier.evaluation.config import EvalConfig
-from slim_classifier.runtime import checkpoints
+from slim_classifier.runtime import checkpoints, run_config
 from slim_classifier.runtime.batches import evaluation_batches
 from slim_classifier.runtime.files import disk_full_named, write_atomically
 from slim_classifier.serving import image_sources
@@ -50,6 +57,7 @@ ROC_FILENAME = 'roc_curves.png'
 PRECISION_RECALL_FILENAME = 'precision_recall_curves.png'
 RELIABILITY_FILENAME = 'reliability_diagram.png'
 MISTAKES_FILENAME = 'mistakes.png'
+THRESHOLDS_FILENAME = 'thresholds.json'
 _PROGRESS_LINES = 10  # progress lines logged per pass
 _NO_SPACE_ADVICE = 'free space there or choose another --eval_dir'
 
@@ -64,9 +72,11 @@ class Measurement:
 
     Attributes:
       results: the metrics (see `evaluate`).
-      confusion: the confusion matrix [classes, classes], rows true classes.
+      confusion: the confusion matrix [classes, classes], rows true classes;
+        multi-label: each label's [[tn, fp], [fn, tp]], [labels, 2, 2].
       labels, predictions: the true and the top-1 class of each example, in
-        record order where the pass read the records in order.
+        record order where the pass read the records in order; multi-label:
+        the multi-hot truth and the predicted labels, [examples, labels].
       probabilities: [examples, classes] float32, in the same order.
       mistakes: the most confident mistakes, most confident first.
       records, file_names: each example's record index and the file name its
@@ -90,13 +100,16 @@ def evaluate(config: EvalConfig) -> dict:
     `export_evaluation.evaluate_export`, which says what it returns and raises).
 
     Returns:
-      The metrics, as written to metrics.json (see `metrics.summarize`), plus
-      `checkpoint`, `global_step`, `model_name`, `dataset_name` and
-      `dataset_split_name`.
+      The metrics, as written to metrics.json (see `metrics.summarize`, and
+      `multilabel_metrics.multilabel_summary` for a multi-label evaluation),
+      plus `checkpoint`, `global_step`, `model_name`, `dataset_name` and
+      `dataset_split_name`; with `tune_thresholds`, `thresholds_files`: the
+      thresholds.json files written.
 
     Raises:
       CheckpointMismatch: no checkpoint, or one that does not fit the net.
-      EvaluationError: a label outside the net's classes.
+      EvaluationError: a label outside the net's classes; `tune_thresholds` on
+        a single-label evaluation.
       DataError: a record that cannot be read.
       DiskFullError: no space left for metrics.json, the image or the events.
       ValueError, FileNotFoundError: unknown dataset, split, net or directory.
@@ -170,9 +183,11 @@ class ResultWriter:
                 write_atomically(image_path, png)
             images[tag] = (png, size)
         if predictions_file is not None:
+            table = (multilabel_predictions_csv(measured) if results.get('multi_label')
+                     else predictions_csv(measured, results['top_k']))
             with disk_full_named(predictions_file, 'free space there or choose another '
                                  '--predictions_file'):
-                write_atomically(predictions_file, predictions_csv(measured, results['top_k']))
+                write_atomically(predictions_file, table)
         with disk_full_named(self._events, _NO_SPACE_ADVICE):
             self._writer.add_summary(_summary(results, images), step)
             self._writer.flush()
@@ -243,6 +258,13 @@ class Evaluator:
         with self._graph.as_default():
             self._dataset = dataset_factory.get_dataset(
                 config.dataset_name, config.dataset_split_name, config.dataset_dir)
+            self.multi_label = (config.multi_label or self._dataset.multi_label
+                                or trained_multi_label(config.checkpoint_path))
+            if config.tune_thresholds and not self.multi_label:
+                raise EvaluationError(
+                    '--tune_thresholds tunes the thresholds of a multi-label evaluation; %s is '
+                    'single-label (add --multi_label to evaluate it as multi-label)'
+                    % config.dataset_name)
             self.class_names = output_classes(self._dataset, config)
             self.num_classes = len(self.class_names)
             self._top_k = min(config.top_k, self.num_classes)
@@ -251,6 +273,8 @@ class Evaluator:
                 config.model_name, self.num_classes, config.moving_average_decay)
             self.writer = ResultWriter(config.eval_dir, self._graph)
         self._graph.finalize()
+        # The iterator starts once, and again only after a pass that did not reach its end.
+        self._restart_pipeline = True
         # One session for every checkpoint: restoring overwrites all variables.
         self._session = tf.Session(config.master, graph=self._graph,
                                    config=config.session_config)
@@ -265,11 +289,17 @@ class Evaluator:
             num_readers=1 if self._in_record_order else config.num_readers,
             num_parallel_calls=config.num_preprocessing_threads,
             labels_offset=config.labels_offset, deterministic=self._in_record_order)
-        images, labels, initializer = input_pipeline.initializable_batch(batches)
+        if config.max_num_batches:
+            batches = batches.take(config.max_num_batches)
+        images, labels, end_of_pass, initializer = _repeated_passes(batches)
         logits, _ = network_fn(images)
+        if self.multi_label:
+            return {'labels': labels, 'probabilities': tf.sigmoid(logits),
+                    'end_of_pass': end_of_pass}, initializer
         fetches = {'labels': labels, 'predictions': tf.argmax(logits, 1),
                    'probabilities': tf.nn.softmax(logits),
-                   'top_k_hits': tf.nn.in_top_k(logits, labels, self._top_k)}
+                   'top_k_hits': tf.nn.in_top_k(logits, labels, self._top_k),
+                   'end_of_pass': end_of_pass}
         if config.num_mistakes_shown:
             fetches['images'] = images
         return fetches, initializer
@@ -286,6 +316,9 @@ class Evaluator:
     def evaluate(self, checkpoint_path: str) -> dict:
         """Evaluates one checkpoint file, or the latest in a directory; see `evaluate`."""
         measured = self.measure(checkpoint_path)
+        if self.config.tune_thresholds:
+            measured.results['thresholds_files'] = write_thresholds(
+                measured.results, self.config.eval_dir)
         self.writer.write(measured.results, measured, self.class_names,
                           measured.results['global_step'] or 0, self.config.predictions_file)
         return measured.results
@@ -308,39 +341,55 @@ class Evaluator:
         batches = math.ceil(self._dataset.num_samples / self.config.batch_size)
         return min(batches, self.config.max_num_batches or batches)
 
+    def _batch_values(self, session: tf.Session) -> Iterator[dict[str, np.ndarray]]:
+        """The fetched values of each batch of one pass (at most `max_num_batches`), with
+        progress lines."""
+        expected = self._num_batches()
+        log_every = max(1, math.ceil(expected / _PROGRESS_LINES))
+        if self._restart_pipeline:
+            session.run(self._initializer)
+        self._restart_pipeline = True  # until this pass reads its end
+        batch = 0
+        with input_pipeline.data_errors_explained(self._dataset):
+            while True:
+                values = session.run(self._fetches)
+                if values['end_of_pass']:
+                    break
+                yield values
+                batch += 1
+                if batch % log_every == 0:
+                    log.info('batch %d/%d', batch, expected)
+        self._restart_pipeline = False
+
+    def _record_order(self, count: int) -> tuple[np.ndarray | None, list[str] | None]:
+        """(record indices, file names) of `count` examples read in record order, else Nones."""
+        if not self._in_record_order:
+            return None, None
+        return np.arange(count), record_file_names(self.config, count)
+
     def _one_pass(self, session: tf.Session) -> Measurement:
         """The measurement of the split, or of `max_num_batches` batches; the records and
         file names in record order only."""
+        if self.multi_label:
+            return self._multilabel_pass(session)
         confusion = np.zeros([self.num_classes, self.num_classes], np.int64)
         top_k_hits = 0
         collected = {'labels': [], 'predictions': [], 'probabilities': []}
         mistakes = curves.ConfidentMistakes(self.config.num_mistakes_shown)
-        expected = self._num_batches()
-        log_every = max(1, math.ceil(expected / _PROGRESS_LINES))
-        session.run(self._initializer)
-        batch = 0
         seen = 0
-        with input_pipeline.data_errors_explained(self._dataset):
-            while self.config.max_num_batches is None or batch < self.config.max_num_batches:
-                try:
-                    values = session.run(self._fetches)
-                except tf.errors.OutOfRangeError:
-                    break
-                confusion += self._confusion_counts(values)
-                top_k_hits += int(values['top_k_hits'].sum())
-                for name, batches in collected.items():
-                    batches.append(values[name])
-                size = len(values['labels'])
-                if 'images' in values:
-                    mistakes.offer(values['probabilities'], values['labels'],
-                                   values['predictions'],
-                                   lambda index: curves.displayable(values['images'][index]),
-                                   np.arange(seen, seen + size) if self._in_record_order
-                                   else None)
-                seen += size
-                batch += 1
-                if batch % log_every == 0:
-                    log.info('batch %d/%d', batch, expected)
+        for values in self._batch_values(session):
+            confusion += self._confusion_counts(values)
+            top_k_hits += int(values['top_k_hits'].sum())
+            for name, batches in collected.items():
+                batches.append(values[name])
+            size = len(values['labels'])
+            if 'images' in values:
+                mistakes.offer(values['probabilities'], values['labels'],
+                               values['predictions'],
+                               lambda index: curves.displayable(values['images'][index]),
+                               np.arange(seen, seen + size) if self._in_record_order
+                               else None)
+            seen += size
         labels = joined_batches(collected['labels'])
         predictions = joined_batches(collected['predictions'])
         probabilities = (np.concatenate(collected['probabilities']) if labels.size
@@ -348,12 +397,46 @@ class Evaluator:
         results = metrics.evaluation_summary(labels, predictions, probabilities, top_k_hits,
                                              self._top_k, self.class_names,
                                              self.config.f_beta, self.config.calibration_bins)
-        records = file_names = None
-        if self._in_record_order:
-            records = np.arange(len(labels))
-            file_names = record_file_names(self.config, len(labels))
         return Measurement(results, confusion, labels, predictions, probabilities,
-                           mistakes.most_confident(), records, file_names)
+                           mistakes.most_confident(), *self._record_order(len(labels)))
+
+    def _multilabel_pass(self, session: tf.Session) -> Measurement:
+        """The multi-label measurement: the multi-hot truth against the sigmoid
+        probabilities, labels predicted at `config.threshold`."""
+        truth, probabilities = [np.zeros([0, self.num_classes], np.float32)], [
+            np.zeros([0, self.num_classes], np.float32)]
+        for values in self._batch_values(session):
+            truth.append(self._multi_hot(values['labels']))
+            probabilities.append(values['probabilities'])
+        truth, probabilities = np.concatenate(truth), np.concatenate(probabilities)
+        results = multilabel_metrics.multilabel_summary(truth, probabilities,
+                                                        self.config.threshold, self.class_names)
+        predicted = probabilities >= self.config.threshold
+        confusion = multilabel_metrics.label_confusion(truth != 0, predicted)
+        return Measurement(results, confusion, truth, predicted, probabilities, [],
+                           *self._record_order(len(truth)))
+
+    def _multi_hot(self, labels: np.ndarray) -> np.ndarray:
+        """float32 [batch, classes]: multi-hot labels as they are, class ids made one-hot.
+
+        Raises:
+          EvaluationError: for a class id outside the net's classes, or multi-hot
+            labels of another number of classes.
+        """
+        if labels.ndim == 1:
+            outside = labels[(labels < 0) | (labels >= self.num_classes)]
+            if outside.size:
+                raise EvaluationError(
+                    'label %d is outside [0, %d) in %s/%s: check --labels_offset and '
+                    '--dataset_name' % (outside[0], self.num_classes, self.config.dataset_name,
+                                        self.config.dataset_split_name))
+            return np.eye(self.num_classes, dtype=np.float32)[labels]
+        if labels.shape[1] != self.num_classes:
+            raise EvaluationError('the records of %s/%s have %d labels; the net has %d: check '
+                                  '--labels_offset and --dataset_name'
+                                  % (self.config.dataset_name, self.config.dataset_split_name,
+                                     labels.shape[1], self.num_classes))
+        return labels.astype(np.float32)
 
     def _confusion_counts(self, values: dict[str, np.ndarray]) -> np.ndarray:
         try:
@@ -365,11 +448,56 @@ class Evaluator:
                                      self.config.dataset_split_name)) from None
 
 
+def trained_multi_label(checkpoint_path: str) -> bool:
+    """Whether the training run that `checkpoint_path` belongs to (if any) had --multi_label.
+
+    Raises:
+      ValueError: for a train_config.json that cannot be read.
+    """
+    run_dir = run_config.find_run_dir(checkpoint_path)
+    return run_dir is not None and bool(
+        run_config.read_run_config(run_dir)['options'].get('multi_label'))
+
+
+def _repeated_passes(batches: tf.data.Dataset
+                     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Operation]:
+    """(images, labels, end_of_pass, initializer) of one iterator over `batches` followed by
+    a batch of one blank example whose end_of_pass is True (not an empty one: oneDNN's
+    convolutions reject a batch of 0), repeated: each pass reads every batch exactly once,
+    and the pipeline runs on into the next pass (prefetching it while the results of this
+    one are computed and written) instead of restarting."""
+    def blank(spec: tf.TensorSpec) -> tf.Tensor:
+        return tf.zeros([1] + [size or 1 for size in spec.shape.as_list()[1:]], spec.dtype)
+    image_spec, label_spec = batches.element_spec
+    end = tf.data.Dataset.from_tensors((blank(image_spec), blank(label_spec), True))
+    passes = batches.map(lambda images, labels: (images, labels, False)).concatenate(end)
+    iterator = tf.data.make_initializable_iterator(passes.repeat())
+    images, labels, end_of_pass = iterator.get_next()
+    return images, labels, end_of_pass, iterator.initializer
+
+
 def record_file_names(config: EvalConfig, count: int) -> list[str]:
     """The file names the first `count` records of the split keep ('' where none)."""
     source = image_sources.record_source(config.dataset_name, config.dataset_split_name,
                                          config.dataset_dir, config.labels_offset)
     return [item.path for item in itertools.islice(source.items(), count)]
+
+
+def write_thresholds(results: dict, eval_dir: str) -> list[str]:
+    """Writes the tuned thresholds of multi-label `results` (see
+    `multilabel_metrics.thresholds_record`) to thresholds.json in `eval_dir` and, where the
+    checkpoint belongs to a training directory, beside the checkpoint; each through a
+    temporary file and a rename. Returns the paths written."""
+    checkpoint = results['checkpoint']
+    record = multilabel_metrics.thresholds_record(results, results['dataset_split_name'],
+                                                  checkpoint)
+    paths = [os.path.join(eval_dir, THRESHOLDS_FILENAME)]
+    if run_config.find_run_dir(checkpoint) is not None:
+        paths.append(os.path.join(os.path.dirname(checkpoint), THRESHOLDS_FILENAME))
+    for path in paths:
+        with disk_full_named(path, 'free space there or choose another --eval_dir'):
+            write_atomically(path, json.dumps(record, indent=1) + '\n')
+    return paths
 
 
 def predictions_csv(measured: Measurement, top_k: int) -> str:
@@ -392,6 +520,23 @@ def predictions_csv(measured: Measurement, top_k: int) -> str:
     return text.getvalue()
 
 
+def multilabel_predictions_csv(measured: Measurement) -> str:
+    """One row per example of a multi-label evaluation: record, file_name, labels and
+    predicted_labels (ids joined by ';'), then each label's probability."""
+    text = io.StringIO()
+    rows = csv.writer(text, lineterminator='\n')
+    num_labels = measured.probabilities.shape[1]
+    rows.writerow(['record', 'file_name', 'labels', 'predicted_labels']
+                  + ['probability_%d' % label for label in range(num_labels)])
+    for index, (truth, predicted) in enumerate(zip(measured.labels, measured.predictions)):
+        rows.writerow([measured.records[index] if measured.records is not None else '',
+                       measured.file_names[index] if measured.file_names is not None else '',
+                       ';'.join(str(label) for label in np.flatnonzero(truth)),
+                       ';'.join(str(label) for label in np.flatnonzero(predicted))]
+                      + ['%.6g' % value for value in measured.probabilities[index]])
+    return text.getvalue()
+
+
 def joined_batches(batches: list[np.ndarray]) -> np.ndarray:
     """The int64 values of the batches, one after another."""
     return np.concatenate(batches).astype(np.int64) if batches else np.zeros([0], np.int64)
@@ -411,7 +556,15 @@ def _readable_json(results: dict) -> str:
 def _pictures(results: dict, measured: Measurement, class_names: list[str]
               ) -> Iterator[tuple[str, str, tuple[bytes, tuple[int, int]]]]:
     """(TensorBoard tag, file name, (PNG, (width, height))) of each picture the results have:
-    the curves of the classes where they are defined, the mistakes where some are kept."""
+    the curves of the classes where they are defined, the mistakes where some are kept;
+    multi-label: the precision-recall curves of the labels."""
+    if results.get('multi_label'):
+        precision = [row['average_precision'] for row in results['per_label']]
+        if any(area is not None for area in precision):
+            yield 'eval/Precision_Recall_Curves', PRECISION_RECALL_FILENAME, (
+                curves.draw_precision_recall_curves(measured.labels, measured.probabilities,
+                                                    class_names, precision))
+        return
     png, layout = confusion_image.draw_confusion_matrix(measured.confusion, class_names)
     yield 'eval/Confusion_Matrix', CONFUSION_FILENAME, (png, (layout.width, layout.height))
     per_class = results['per_class']
@@ -443,7 +596,11 @@ _SCALAR_TAGS = {'accuracy': 'eval/Accuracy', 'recall_at_5': 'eval/Recall_5',
                 'micro_roc_auc': 'eval/Micro_ROC_AUC',
                 'macro_average_precision': 'eval/Macro_Average_Precision',
                 'log_loss': 'eval/Log_Loss',
-                'expected_calibration_error': 'eval/Expected_Calibration_Error'}
+                'expected_calibration_error': 'eval/Expected_Calibration_Error',
+                # Multi-label.
+                'map': 'eval/mAP', 'micro_f1': 'eval/Micro_F1', 'macro_f1': 'eval/Macro_F1',
+                'subset_accuracy': 'eval/Subset_Accuracy', 'hamming_loss': 'eval/Hamming_Loss',
+                'label_ranking_average_precision': 'eval/Label_Ranking_Average_Precision'}
 
 
 def _summary(results: dict, images: dict[str, tuple[bytes, tuple[int, int]]]) -> tf.Summary:

@@ -176,24 +176,26 @@ def summarize(confusion: np.ndarray, top_k_hits: int, top_k: int,
     }
 
 
-def _class_areas(area, missing_reason, labels: np.ndarray, probabilities: np.ndarray
-                 ) -> tuple[list[float | None], list[str | None]]:
-    """`area(scores, positives)` of each class one against the rest, None with the reason
-    `missing_reason(positives)` gives where it is undefined."""
+def class_areas(area, missing_reason, positives: np.ndarray, probabilities: np.ndarray
+                ) -> tuple[list[float | None], list[str | None]]:
+    """`area(scores, positives)` of each class (column of the [n, classes] bools
+    `positives`) against the rest, None with the reason `missing_reason(positives)`
+    gives where it is undefined."""
     areas, reasons = [], []
     for index in range(probabilities.shape[1]):
-        positives = labels == index
-        reason = missing_reason(positives)
-        areas.append(None if reason else area(probabilities[:, index], positives))
+        reason = missing_reason(positives[:, index])
+        areas.append(None if reason else area(probabilities[:, index], positives[:, index]))
         reasons.append(reason)
     return areas, reasons
 
 
-def _missing_ap_reason(positives: np.ndarray) -> str | None:
+def missing_ap_reason(positives: np.ndarray) -> str | None:
+    """Why average precision is undefined for these labels (no positives); None where it is."""
     return None if positives.any() else curves.NO_POSITIVES
 
 
-def _mean_defined(values: list[float | None]) -> float | None:
+def mean_defined(values: list[float | None]) -> float | None:
+    """The mean of the values that are not None; None if none is."""
     defined = [value for value in values if value is not None]
     return float(np.mean(defined)) if defined else None
 
@@ -233,20 +235,20 @@ def summarize_scores(labels: np.ndarray, predictions: np.ndarray,
     labels = np.asarray(labels, np.int64)
     probabilities = np.asarray(probabilities, np.float64)
     num_classes = probabilities.shape[1]
-    roc, roc_missing = _class_areas(curves.roc_auc, curves.missing_roc_reason, labels,
-                                    probabilities)
-    ap, ap_missing = _class_areas(curves.average_precision, _missing_ap_reason, labels,
-                                  probabilities)
-    one_hot = labels[:, np.newaxis] == np.arange(num_classes)
+    one_hot = curves.class_positives(labels, num_classes)
+    roc, roc_missing = class_areas(curves.roc_auc, curves.missing_roc_reason, one_hot,
+                                   probabilities)
+    ap, ap_missing = class_areas(curves.average_precision, missing_ap_reason, one_hot,
+                                 probabilities)
     micro_defined = curves.missing_roc_reason(one_hot.ravel()) is None
     calibration = curves.reliability(probabilities[np.arange(len(labels)), predictions],
                                      labels == predictions, calibration_bins)
     return {
-        'macro_roc_auc': _mean_defined(roc),
+        'macro_roc_auc': mean_defined(roc),
         'macro_roc_auc_classes': sum(area is not None for area in roc),
         'micro_roc_auc': (curves.roc_auc(probabilities.ravel(), one_hot.ravel())
                           if micro_defined else None),
-        'macro_average_precision': _mean_defined(ap),
+        'macro_average_precision': mean_defined(ap),
         'macro_average_precision_classes': sum(area is not None for area in ap),
         'log_loss': log_loss(labels, probabilities),
         'calibration_bins': calibration_bins,

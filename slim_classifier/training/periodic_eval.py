@@ -12,6 +12,11 @@ its metrics.json and pictures) and logs one line. The best checkpoint by
 staging directory and a rename, so `best/` always holds one whole checkpoint.
 A resumed run replays its rows, so the best value and the patience counters
 carry on.
+
+A multi-label run (a multi-label dataset, or `multi_label`) is evaluated as
+one: its rows hold mAP, subset accuracy, F1, Hamming loss, label-ranking
+average precision and log loss; `keep_best_by=accuracy` (the default) ranks
+by subset accuracy, as scikit-learn's accuracy_score does on multi-label data.
 """
 
 import contextlib
@@ -42,6 +47,11 @@ _STAGING_PREFIX = '.best.tmp-'
 _REPLACED = '.best.old'
 # The figures of an evaluation that go into each row; `loss` is an alias.
 _ROW_METRICS = tuple(name for name in MAXIMIZED_METRICS + MINIMIZED_METRICS if name != 'loss')
+# The figures of a multi-label evaluation, besides map and log_loss, that go into each row.
+_MULTI_LABEL_ROW_METRICS = ('subset_accuracy', 'micro_f1', 'macro_f1', 'hamming_loss',
+                            'label_ranking_average_precision')
+# The --keep_best_by choices a multi-label evaluation measures (accuracy: subset accuracy).
+_MULTI_LABEL_RANKINGS = ('map', 'accuracy', 'loss', 'log_loss')
 
 
 def eval_split(config: TrainConfig) -> str:
@@ -65,6 +75,7 @@ def eval_config(config: TrainConfig) -> EvalConfig:
         num_preprocessing_threads=config.num_preprocessing_threads,
         precision=config.precision, xla=config.xla, checkpoint_path=config.train_dir,
         eval_dir=os.path.join(config.train_dir, EVAL_DIRNAME), num_mistakes_shown=0,
+        multi_label=config.multi_label,
         session_config=session_config.make_session_config(config.precision, config.xla))
 
 
@@ -85,8 +96,10 @@ class Tracker:
     """
 
     def __init__(self, metric: str, min_delta: float, stop_patience: int | None,
-                 plateau_patience: int | None):
+                 plateau_patience: int | None, multi_label: bool = False):
         self.metric = 'log_loss' if metric == 'loss' else metric
+        if multi_label and metric == 'accuracy':
+            self.metric = 'subset_accuracy'
         self.maximize = metric not in MINIMIZED_METRICS
         self._min_delta = min_delta
         self._stop_patience = stop_patience
@@ -132,6 +145,10 @@ class PeriodicEvaluation:
     Args:
       config: the training run, with `eval_every_n_steps` set.
       plateau: the learning-rate variable of reduce_on_plateau, or None.
+
+    Raises:
+      ValueError: for a `keep_best_by` that the evaluation does not measure
+        (map of a single-label run, a single-label figure of a multi-label one).
     """
 
     def __init__(self, config: TrainConfig, plateau: PlateauRate | None):
@@ -141,12 +158,19 @@ class PeriodicEvaluation:
         self._plateau = plateau
         self._factor = config.plateau_factor
         self._min_delta = config.early_stopping_min_delta
-        self.tracker = Tracker(config.keep_best_by, config.early_stopping_min_delta,
-                               config.early_stopping_patience,
-                               config.plateau_patience if plateau is not None else None)
         self._last_step = None
         _recover_best_dir(config.train_dir)
         self._evaluator = Evaluator(eval_config(config))
+        self.multi_label = self._evaluator.multi_label
+        try:
+            _check_ranking(config.keep_best_by, self.multi_label)
+        except ValueError:
+            self._evaluator.__exit__(ValueError, None, None)
+            raise
+        self.tracker = Tracker(config.keep_best_by, config.early_stopping_min_delta,
+                               config.early_stopping_patience,
+                               config.plateau_patience if plateau is not None else None,
+                               self.multi_label)
         self.split = self._evaluator.config.dataset_split_name
 
     def __enter__(self) -> 'PeriodicEvaluation':
@@ -183,7 +207,8 @@ class PeriodicEvaluation:
             results = self._evaluator.evaluate(checkpoint)
         row = {'step': int(step), 'wall_time': round(time.time(), 3),
                'dataset_split_name': self.split, 'num_examples': results['num_examples']}
-        row.update((name, results[name]) for name in _ROW_METRICS if name in results)
+        row.update((name, results[name]) for name in _ROW_METRICS + _MULTI_LABEL_ROW_METRICS
+                   if name in results)
         with open(self._rows_path, 'a') as f:
             f.write(json.dumps(row) + '\n')
         self._last_step = step
@@ -194,9 +219,16 @@ class PeriodicEvaluation:
         return verdict
 
     def _line(self, row: dict, verdict: Verdict) -> str:
-        figures = ['accuracy %.3f' % row['accuracy'], 'loss %.3g' % row['log_loss']]
-        if self.tracker.metric not in ('accuracy', 'log_loss'):
-            figures.append('%s %.4g' % (self.tracker.metric, row[self.tracker.metric]))
+        if self.multi_label:
+            figures = ['mAP %s' % _figure(row['map'], '%.3f'),
+                       'loss %s' % _figure(row['log_loss'], '%.3g')]
+            shown = ('map', 'log_loss')
+        else:
+            figures = ['accuracy %.3f' % row['accuracy'], 'loss %.3g' % row['log_loss']]
+            shown = ('accuracy', 'log_loss')
+        if self.tracker.metric not in shown:
+            figures.append('%s %s' % (self.tracker.metric,
+                                      _figure(row[self.tracker.metric], '%.4g')))
         best = ('new best %s' % self.tracker.metric if verdict.new_best else
                 'best %s %.4g at step %d' % (self.tracker.metric, self.tracker.best_value,
                                              self.tracker.best_step)
@@ -217,6 +249,22 @@ class PeriodicEvaluation:
         log.info('reduce_on_plateau: %s has not improved by at least %g; learning rate %.6g '
                  '-> %.6g', self.tracker.metric, self._min_delta, rate, lowered)
         return lowered
+
+
+def _figure(value: float | None, form: str) -> str:
+    """`value` in `form`, or n/a where it is undefined (mAP without any label present)."""
+    return 'n/a' if value is None else form % value
+
+
+def _check_ranking(metric: str, multi_label: bool) -> None:
+    """Raises ValueError where the evaluations do not measure --keep_best_by=`metric`."""
+    if multi_label and metric not in _MULTI_LABEL_RANKINGS:
+        raise ValueError('--keep_best_by=%s is not measured on multi-label data; choose one of '
+                         '%s (accuracy ranks by subset accuracy)'
+                         % (metric, ', '.join(_MULTI_LABEL_RANKINGS)))
+    if not multi_label and metric == 'map':
+        raise ValueError('--keep_best_by=map is measured on multi-label data only; this run is '
+                         'single-label (train with --multi_label, or rank by another metric)')
 
 
 @contextlib.contextmanager
