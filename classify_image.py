@@ -6,6 +6,10 @@ train_config.json gives the net, its preprocessing and its classes). Every
 image that can be read is classified; those that cannot are listed at the end,
 and the exit code is 1 if there were any. A directory stands for the files in
 it and below it.
+
+A multi-label net prints, for each image, every label whose probability is at
+or above its threshold (--threshold, else the export's metadata or the run's
+thresholds.json, else 0.5), or "no label above threshold" and the likeliest.
 """
 
 import logging
@@ -20,7 +24,9 @@ SUMMARY = """Prints the likeliest classes of image files.
   classify_image.py --model_path=MODEL photo.jpg [more.png ... | a_directory ...]
 
 MODEL is an export (SavedModel, frozen GraphDef, TFLite) or a checkpoint / training
-directory; class names come from labels.txt beside it or from the training run."""
+directory; class names come from labels.txt beside it or from the training run. A
+multi-label net prints every label at or above its threshold (--threshold, else the
+export's or the run's tuned thresholds, else 0.5)."""
 
 flags.define_flags(ClassifyOptions)
 log = logging.getLogger('classify')
@@ -47,11 +53,25 @@ def _expand_directories(paths: list[str]) -> list[str]:
     return expanded
 
 
+NO_LABEL_LINE = '  no label above threshold; the likeliest:'
+
+
+def _line(prediction) -> str:
+    return '  %.5f  %s (%d)' % (prediction.probability, prediction.name, prediction.class_id)
+
+
 def _format(image_path: str, predictions) -> str:
-    lines = [image_path]
-    lines.extend('  %.5f  %s (%d)' % (prediction.probability, prediction.name,
-                                      prediction.class_id) for prediction in predictions)
-    return '\n'.join(lines)
+    return '\n'.join([image_path] + [_line(prediction) for prediction in predictions])
+
+
+def _format_labels(image_path: str, probabilities, class_names, thresholds) -> str:
+    """A multi-label image: its labels at or above threshold, else a note and the likeliest."""
+    from slim_classifier.serving import classifier
+    labels = classifier.labels_above(probabilities, class_names, thresholds)
+    if labels:
+        return _format(image_path, labels)
+    best, = classifier.top_k(probabilities, class_names, 1)
+    return '\n'.join([image_path, NO_LABEL_LINE, _line(best)])
 
 
 def main(argv):
@@ -64,6 +84,9 @@ def main(argv):
         ClassifyOptions, flags.config_values(ClassifyOptions, flags.FLAGS), explicit)
     model, class_names = prediction.open_model(options, names_dataset, explicit)
     log.info('Classifying with the %s %s', model.kind, model.path)
+    if model.thresholds is not None:
+        log.info('Multi-label: printing the labels at or above their thresholds %s',
+                 ' '.join('%g' % value for value in model.thresholds))
     failed = []
     try:
         for image_path in image_paths:
@@ -72,8 +95,12 @@ def main(argv):
             except (ValueError, OSError) as error:
                 failed.append('%s: %s' % (image_path, error))
                 continue
-            print(_format(image_path, classifier.top_k(probabilities, class_names, options.top_k)),
-                  flush=True)
+            if model.thresholds is not None:
+                print(_format_labels(image_path, probabilities, class_names, model.thresholds),
+                      flush=True)
+            else:
+                print(_format(image_path, classifier.top_k(probabilities, class_names,
+                                                           options.top_k)), flush=True)
     finally:
         model.close()
     if failed:

@@ -8,6 +8,9 @@ first --calibration_steps images of --calibration_split) or an ONNX model
 (--onnx_opset; needs pip install .[onnx]).
 When --checkpoint_path is a training directory (or a checkpoint in one), the
 model and data options default to those of its train_config.json.
+A multi-label net (its run or dataset is multi-label, or --multi_label) is
+exported with per-label sigmoid probabilities, and its metadata keeps each
+label's threshold: the run's tuned thresholds.json, or --threshold (0.5).
 """
 
 import os
@@ -24,17 +27,22 @@ SUMMARY = """Exports a net for inference: a frozen GraphDef, a SavedModel, a TFL
 
 RUN is a training directory (its train_config.json gives the net and the data) or a
 checkpoint; the export's metadata (net, preprocessing, input, class names) is written
-beside it as FILE.json (inside a SavedModel as export.json)."""
+beside it as FILE.json (inside a SavedModel as export.json). A multi-label net (its run
+or dataset is, or --multi_label) gives per-label sigmoid probabilities; its metadata keeps
+each label's threshold (the run's thresholds.json, else --threshold, 0.5 by default)."""
 
 flags.define_flags(ExportConfig)
 
 
 def config_from_flags(values) -> ExportConfig:
     """The ExportConfig that a parsed flag set describes, with the run's defaults."""
-    from slim_classifier.serving import labels
+    from slim_classifier.serving import labels, multi_label
     given = flags.config_values(ExportConfig, values)
     explicit = flags.explicit_flags(values)
     given.update(run_config.checkpoint_defaults(given['checkpoint_path'], given, explicit))
+    if 'multi_label' not in explicit:
+        given['multi_label'] = given['multi_label'] or multi_label.is_multi_label(
+            given['checkpoint_path'], given['dataset_name'], given['dataset_dir'])
     return ExportConfig(**given, class_names=labels.dataset_classes(
         given['dataset_name'], given['dataset_dir'], given['labels_offset']))
 
@@ -60,11 +68,19 @@ def _describe(result) -> str:
                                     'preprocessed images', 'round(image / {scale:g}) + '
                                     '{zero_point}'),
              'output node: ' + _node(result.output_name, result.output_shape,
-                                     result.output_storage, 'class probabilities',
+                                     result.output_storage,
+                                     'per-label sigmoid probabilities' if result.multi_label
+                                     else 'class probabilities',
                                      'probability = (output - {zero_point}) * {scale:g}'),
              'metadata (net, preprocessing, input, class names): %s' % result.metadata_file]
-    lines.extend("signature '%s': input '%s' -> outputs 'probabilities', 'classes'"
-                 % item for item in result.signatures.items())
+    if result.multi_label:
+        lines.append('label thresholds: %s (%s)' % (
+            ' '.join('%g' % value for value in result.thresholds),
+            result.thresholds_file or '--threshold, or 0.5 by default'))
+    outputs = "'probabilities', 'classes'" + (", 'above_threshold'" if result.multi_label
+                                              else '')
+    lines.extend("signature '%s': input '%s' -> outputs %s" % (*item, outputs)
+                 for item in result.signatures.items())
     return '\n'.join(lines)
 
 

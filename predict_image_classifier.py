@@ -8,10 +8,13 @@ ONNX model (.onnx, with the optional `onnx` extra). --input is a directory
 --dataset_split_name with --dataset_dir to predict the records of a converted
 dataset, whose rows then carry the true labels. The output (.csv or .jsonl)
 has a row per image, in the order read: the --top_k likeliest classes, or with
---output_type=features the net's pre-logits feature vector. An image that
-cannot be read is a row with the reason in its `error` column; the exit code
-is 0 once the file is written, whatever the rejected rows. The file appears
-complete or not at all (see slim_classifier/serving/prediction.py).
+--output_type=features the net's pre-logits feature vector; for a multi-label
+net, the labels at or above their thresholds (--threshold, else the export's
+or the run's tuned thresholds.json, else 0.5), the true labels of a record,
+and every label's probability (the --top_k likeliest when --top_k is given).
+An image that cannot be read is a row with the reason in its `error` column;
+the exit code is 0 once the file is written, whatever the rejected rows. The
+file appears complete or not at all (see slim_classifier/serving/prediction.py).
 """
 
 import logging
@@ -28,7 +31,8 @@ SUMMARY = """Predicts many images into one .csv or .jsonl file, a row per image.
 MODEL is an export (SavedModel, frozen GraphDef, TFLite, ONNX) or a checkpoint / training
 directory; class names come from labels.txt beside it or from the training run. Rows hold
 the top-k classes (or, with --output_type=features, the pre-logits features); unreadable
-images are rows with the reason in `error`."""
+images are rows with the reason in `error`. A multi-label net's rows hold the labels at or
+above their thresholds and every label's probability (the top-k with --top_k)."""
 
 flags.define_flags(PredictOptions)
 log = logging.getLogger('predict')

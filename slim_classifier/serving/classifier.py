@@ -11,15 +11,19 @@
   channels of the model's input; a TFLite model with uint8 or int8 input and
   output is fed and read through its scale and zero point;
 * a checkpoint file or directory: the net `model_name` is built and its
-  weights restored; the class count is that of the labels. A checkpoint also
-  gives the net's pre-logits features (`features=True`): the output of the net
-  built without logits (`num_classes=0`), e.g. LeNet's `fc3`, CifarNet's
-  `fc4`, VGG's and AlexNet's `fc7`, the final average pool of the Inception,
-  ResNet, MobileNet and NASNet families; exports carry the probabilities only.
+  weights restored; the class count is that of the labels, and a multi-label
+  net (`multi_label`) gives per-label sigmoid probabilities, as its exports
+  do. A checkpoint also gives the net's pre-logits features
+  (`features=True`): the output of the net built without logits
+  (`num_classes=0`), e.g. LeNet's `fc3`, CifarNet's `fc4`, VGG's and
+  AlexNet's `fc7`, the final average pool of the Inception, ResNet,
+  MobileNet and NASNet families; exports carry the probabilities only.
 
 Every kind decodes images with `tf.io.decode_image`, as training read them, so
 the probabilities match the evaluation of the same weights. A model classifies
-a batch of images in one call (`LoadedModel.predict_batch`).
+a batch of images in one call (`LoadedModel.predict_batch`). A single-label
+image's classes are its `top_k`; a multi-label image's labels are those at or
+above their thresholds (`labels_above`).
 """
 
 import dataclasses
@@ -56,12 +60,15 @@ class LoadedModel:
       close: releases the model's session.
       output_size: the number of outputs per image (the class count, or the
         feature dimension).
+      thresholds: a multi-label model's threshold of each label (its outputs
+        are sigmoid probabilities); None for a single-label model.
     """
     kind: str
     path: str
     predict_batch: Callable[[list[bytes]], np.ndarray]
     close: Callable[[], None]
     output_size: int
+    thresholds: list[float] | None = None
 
     def predict(self, encoded: bytes) -> np.ndarray:
         """The outputs [output_size] of one encoded image."""
@@ -102,7 +109,7 @@ def model_kind(path: str) -> str:
 def load_model(path: str, model_name: str, num_classes: int | None = None,
                preprocessing_name: str | None = None, image_size: int | None = None,
                use_grayscale: bool = False, moving_average_decay: float | None = None,
-               features: bool = False) -> LoadedModel:
+               features: bool = False, multi_label: bool = False) -> LoadedModel:
     """Loads an export or a checkpoint for `LoadedModel.predict_batch`.
 
     Args:
@@ -119,6 +126,8 @@ def load_model(path: str, model_name: str, num_classes: int | None = None,
       moving_average_decay: restore a checkpoint's moving averages.
       features: give the net's pre-logits features instead of the
         probabilities (a checkpoint only; see the module docstring).
+      multi_label: a checkpoint's net gives per-label sigmoid probabilities.
+        Exports carry their own output.
 
     Returns:
       The LoadedModel.
@@ -151,7 +160,7 @@ def load_model(path: str, model_name: str, num_classes: int | None = None,
         raise ValueError('classifying with a checkpoint needs the class count: give a labels '
                          'file')
     return _load_checkpoint(path, model_name, num_classes, preprocessing_name, image_size,
-                            use_grayscale, moving_average_decay)
+                            use_grayscale, moving_average_decay, multi_label)
 
 
 def _session_model(kind: str, path: str, session: tf.Session, encoded_images: tf.Tensor,
@@ -343,12 +352,13 @@ def _load_onnx(path: str, preprocessing_name: str) -> LoadedModel:
 
 def _load_checkpoint(path: str, model_name: str, num_classes: int, preprocessing_name: str,
                      image_size: int | None, use_grayscale: bool,
-                     moving_average_decay: float | None) -> LoadedModel:
+                     moving_average_decay: float | None, multi_label: bool) -> LoadedModel:
     graph = tf.Graph()
     with graph.as_default():
         model = inference.build_inference_graph(
             model_name, num_classes, image_size=image_size, use_grayscale=use_grayscale,
-            encoded_input=True, preprocessing_name=preprocessing_name)
+            encoded_input=True, preprocessing_name=preprocessing_name,
+            multi_label=multi_label)
         restorer = checkpoints.CheckpointRestorer(model_name, num_classes, moving_average_decay)
     session = tf.Session(graph=graph)
     try:
@@ -419,6 +429,20 @@ def top_k(probabilities: np.ndarray, class_names: list[str] | None, k: int
     order = np.argsort(-probabilities, kind='stable')[:k]
     return [Prediction(int(index), class_names[index] if class_names else str(index),
                        float(probabilities[index])) for index in order]
+
+
+def labels_above(probabilities: np.ndarray, class_names: list[str] | None,
+                 thresholds: list[float]) -> list[Prediction]:
+    """A multi-label image's labels: those at or above their threshold, likeliest first.
+
+    Raises:
+      ValueError: if the names or thresholds do not match the number of probabilities.
+    """
+    if len(thresholds) != len(probabilities):
+        raise ValueError('%d thresholds for the %d labels of the model; check the thresholds '
+                         'and the labels file' % (len(thresholds), len(probabilities)))
+    ranked = top_k(probabilities, class_names, len(probabilities))
+    return [label for label in ranked if label.probability >= thresholds[label.class_id]]
 
 
 @dataclasses.dataclass(frozen=True)

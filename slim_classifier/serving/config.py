@@ -2,8 +2,8 @@
 
 import dataclasses
 
-from slim_classifier.runtime.options import (POSITIVE, Check, DatasetOptions, ModelOptions, option,
-                                             validate)
+from slim_classifier.runtime.options import (POSITIVE, UNIT_OPEN, Check, DatasetOptions,
+                                             ModelOptions, option, validate)
 
 EXPORT_FORMATS = ('graphdef', 'saved_model', 'tflite', 'onnx')
 # TFLite quantization modes (see serving/tflite_quantization.py); the int8 ones are calibrated.
@@ -21,7 +21,21 @@ class InputOptions:
 
 
 @dataclasses.dataclass(kw_only=True)
-class ExportConfig(ModelOptions, InputOptions, DatasetOptions):
+class MultiLabelOptions:
+    """How a multi-label net's outputs become labels (export, classify, predict)."""
+    multi_label: bool = option(False, 'The net is multi-label: its outputs are per-label '
+                               'sigmoid probabilities, not a softmax. Set by itself when the '
+                               'training run or its dataset is multi-label.', 'model')
+    threshold: float | None = option(None, 'Multi-label only: a label is predicted when its '
+                                     'probability is at or above this, for every label. By '
+                                     "default each label's tuned threshold (the export's "
+                                     'metadata, or the thresholds.json of --tune_thresholds '
+                                     'beside the checkpoint), else 0.5.', 'output',
+                                     check=UNIT_OPEN)
+
+
+@dataclasses.dataclass(kw_only=True)
+class ExportConfig(ModelOptions, InputOptions, MultiLabelOptions, DatasetOptions):
     """Everything one export needs.
 
     `class_names` (names by net output; their number is the class count) is
@@ -63,15 +77,16 @@ class ExportConfig(ModelOptions, InputOptions, DatasetOptions):
 
 
 @dataclasses.dataclass(kw_only=True)
-class ClassifyOptions(ModelOptions, InputOptions, DatasetOptions):
+class ClassifyOptions(ModelOptions, InputOptions, MultiLabelOptions, DatasetOptions):
     """The options of classify_image.py."""
     model_path: str | None = option(None, 'A frozen GraphDef (.pb/.pbtxt), a SavedModel '
                                     'directory, a .tflite file, or a checkpoint file or '
                                     'training directory.', 'model', required=True)
     labels_file: str | None = option(None, 'Lines <id>:<name>; by default labels.txt beside '
                                      'the model.', 'data')
-    top_k: int = option(5, 'How many of the most likely classes to print.', 'output',
-                        check=POSITIVE)
+    top_k: int = option(5, 'How many of the most likely classes to print (a single-label '
+                        'net; a multi-label one prints the labels at or above their '
+                        'threshold).', 'output', check=POSITIVE)
 
     def __post_init__(self):
         validate(self)
@@ -103,7 +118,8 @@ class PredictOptions(ClassifyOptions):
                               'vector (a checkpoint or training directory only).', 'output',
                               choices=PREDICTION_OUTPUT_TYPES)
     top_k: int = option(5, 'How many of the most likely classes each row lists (at most the '
-                        'class count).', 'output', check=POSITIVE)
+                        "class count). A multi-label row lists every label's probability "
+                        'unless --top_k is given.', 'output', check=POSITIVE)
     batch_size: int = option(32, 'Images per call of the model.', 'performance', check=POSITIVE)
 
     def __post_init__(self):

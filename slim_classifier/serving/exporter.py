@@ -2,9 +2,11 @@
 
 Every export reads preprocessed float images on the placeholder `input`
 ([batch, size, size, channels]) and gives the class probabilities as the op
-`output`. Its metadata (net, preprocessing, input size and channels, labels
-offset, class names; see serving/metadata.py) is written beside a file export
-as `<output_file>.json`, and inside a SavedModel as `export.json` with
+`output`: a softmax, or for a multi-label net (`multi_label`) one sigmoid
+probability per label. Its metadata (net, preprocessing, input size and
+channels, labels offset, class names, and a multi-label net's threshold of
+each label; see serving/metadata.py) is written beside a file export as
+`<output_file>.json`, and inside a SavedModel as `export.json` with
 `labels.txt`.
 
 * `graphdef`: the inference GraphDef; with a checkpoint, frozen (variables
@@ -12,7 +14,9 @@ as `<output_file>.json`, and inside a SavedModel as `export.json` with
 * `saved_model`: a SavedModel with two signatures: `serving_default` takes
   encoded image bytes (`encoded_images`, string [batch]) and decodes and
   preprocesses them inside; `images` takes preprocessed float `images`. Both
-  return `probabilities` and `classes`.
+  return `probabilities` and `classes` (the likeliest), and for a multi-label
+  net `above_threshold` (bool [batch, labels]: each label at or above its
+  threshold).
 * `tflite`: a TFLite flatbuffer of the frozen graph; `quantization` makes
   its weights int8 or float16, or all its ops integer, calibrated on the
   first images of a dataset split (see serving/tflite_quantization.py). The
@@ -35,7 +39,8 @@ from google.protobuf import text_format
 from nets import nets_factory
 from slim_classifier.runtime import checkpoints
 from slim_classifier.runtime.files import AtomicDirectory, check_replaceable, write_atomically
-from slim_classifier.serving import inference, labels, metadata, onnx_export, tflite_quantization
+from slim_classifier.serving import (inference, labels, metadata, multi_label, onnx_export,
+                                     tflite_quantization)
 from slim_classifier.serving.config import CALIBRATED_QUANTIZATIONS, ExportConfig
 
 ENCODED_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
@@ -59,6 +64,9 @@ class ExportResult:
         other formats).
       input_storage, output_storage: how the input and output are stored:
         float32, or integers with a scale and zero point (--quantization=int8_io).
+      multi_label: the outputs are per-label sigmoid probabilities.
+      thresholds: a multi-label export's threshold of each label, else None.
+      thresholds_file: the thresholds.json they come from, or None.
     """
     path: str
     metadata_file: str
@@ -70,6 +78,9 @@ class ExportResult:
     signatures: dict[str, str] = dataclasses.field(default_factory=dict)
     input_storage: tflite_quantization.TensorQuantization = tflite_quantization.FLOAT
     output_storage: tflite_quantization.TensorQuantization = tflite_quantization.FLOAT
+    multi_label: bool = False
+    thresholds: list[float] | None = None
+    thresholds_file: str | None = None
 
 
 def _check(config: ExportConfig) -> None:
@@ -82,6 +93,9 @@ def _check(config: ExportConfig) -> None:
     if config.quantization != 'none' and config.export_format != 'tflite':
         raise ValueError('--quantization=%s applies to --export_format=tflite only; got '
                          '--export_format=%s' % (config.quantization, config.export_format))
+    if config.threshold is not None and not config.multi_label:
+        raise ValueError('--threshold=%g applies to a multi-label net only; give --multi_label '
+                         'if this one is' % config.threshold)
     if config.quantization in CALIBRATED_QUANTIZATIONS and not config.dataset_dir:
         raise ValueError('--quantization=%s is calibrated on real images: give the '
                          '--dataset_dir whose --calibration_split=%s to read'
@@ -122,7 +136,7 @@ def export(config: ExportConfig) -> ExportResult:
             batch_size=config.batch_size, is_training=config.is_training,
             use_grayscale=config.use_grayscale,
             encoded_input=config.export_format == 'saved_model',
-            preprocessing_name=config.preprocessing_name)
+            preprocessing_name=config.preprocessing_name, multi_label=config.multi_label)
         restorer = (checkpoints.CheckpointRestorer(config.model_name, len(config.class_names),
                                                  config.moving_average_decay)
                     if config.checkpoint_path else None)
@@ -143,11 +157,16 @@ def export(config: ExportConfig) -> ExportResult:
                         input_shape=model.images.shape.as_list(),
                         output_shape=model.probabilities.shape.as_list(), checkpoint=checkpoint,
                         signatures=signatures, input_storage=storage[0],
-                        output_storage=storage[1])
+                        output_storage=storage[1], multi_label=description.multi_label,
+                        thresholds=description.thresholds,
+                        thresholds_file=description.thresholds_file)
 
 
 def _metadata(config: ExportConfig, model: inference.InferenceGraph,
               checkpoint: str | None) -> metadata.ExportMetadata:
+    thresholds, thresholds_file = (
+        multi_label.label_thresholds(config.threshold, list(config.class_names), checkpoint)
+        if config.multi_label else (None, None))
     return metadata.ExportMetadata(
         model_name=config.model_name,
         preprocessing_name=(config.preprocessing_name
@@ -155,7 +174,8 @@ def _metadata(config: ExportConfig, model: inference.InferenceGraph,
         image_size=model.image_size, channels=model.num_channels,
         labels_offset=config.labels_offset, class_names=list(config.class_names),
         export_format=config.export_format, input_name=model.images.name,
-        output_name=model.probabilities.name, checkpoint=checkpoint)
+        output_name=model.probabilities.name, checkpoint=checkpoint,
+        multi_label=config.multi_label, thresholds=thresholds, thresholds_file=thresholds_file)
 
 
 def _write_file(config: ExportConfig, session: tf.Session, model: inference.InferenceGraph,
@@ -218,10 +238,14 @@ def _write_saved_model(config: ExportConfig, session: tf.Session,
                        description: metadata.ExportMetadata) -> None:
     """Writes the SavedModel directory, its metadata and labels.txt inside, all at once."""
     def signature(name, inputs, probabilities):
+        outputs = {'probabilities': probabilities,
+                   'classes': tf.argmax(probabilities, 1, name=name + '_classes')}
+        if description.multi_label:
+            outputs['above_threshold'] = tf.greater_equal(
+                probabilities, tf.constant(description.thresholds, tf.float32),
+                name=name + '_above_threshold')
         return tf.saved_model.signature_def_utils.predict_signature_def(
-            inputs={name: inputs},
-            outputs={'probabilities': probabilities,
-                     'classes': tf.argmax(probabilities, 1, name=name + '_classes')})
+            inputs={name: inputs}, outputs=outputs)
 
     signatures = {
         ENCODED_SIGNATURE: signature(inference.ENCODED_INPUT_NAME, model.encoded_images,

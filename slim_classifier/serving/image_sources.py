@@ -10,7 +10,8 @@
 * the records of a dataset split: each item carries the record index (counted
   across the split's shards in sorted order), the file name that the record
   keeps in `image/filename` (empty where it keeps none) and the true label
-  (the record's label less `labels_offset`).
+  (the record's label less `labels_offset`), and those of a multi-label
+  record (`image/class/labels`).
 
 `batches` groups them and `prefetched` reads one batch ahead in a thread.
 """
@@ -43,12 +44,15 @@ class ImageItem:
       error: why it could not be read, or None.
       record: the record's index in its split, or None for a file.
       label: the record's true label (labels_offset applied), or None.
+      labels: a multi-label record's true labels (labels_offset applied),
+        or None.
     """
     path: str
     encoded: bytes | None = None
     error: str | None = None
     record: int | None = None
     label: int | None = None
+    labels: list[int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,9 +195,12 @@ def _record_item(record: bytes, index: int, labels_offset: int,
                                        % error) from None
     filename = _feature(features, 'image/filename')
     image_format = _feature(features, 'image/format')
+    multi_labels = _feature(features, 'image/class/labels')
     item = ImageItem(filename.bytes_list.value[0].decode('utf-8', 'replace')
                      if filename and filename.bytes_list.value else '',
-                     encoded=encoded, record=index, label=label - labels_offset)
+                     encoded=encoded, record=index, label=label - labels_offset,
+                     labels=None if multi_labels is None else
+                     [value - labels_offset for value in multi_labels.int64_list.value])
     if image_format and image_format.bytes_list.value[0].lower() == b'raw':
         item.encoded, item.error = _png_of_raw(encoded, features, raw_shape)
     return item

@@ -2,7 +2,9 @@
 
 `build_inference_graph` adds to the current graph a float placeholder named
 `input` ([batch, size, size, channels], preprocessed images) and the class
-probabilities as the op `output`, the names every export carries.
+probabilities as the op `output`, the names every export carries: the softmax
+of the logits, or for a multi-label net their sigmoid (one independent
+probability per label).
 Optionally the same net also reads encoded image bytes (`encoded_images`),
 decoded as the training records are and given the net's evaluation
 preprocessing, for SavedModels and classification.
@@ -30,7 +32,8 @@ class InferenceGraph:
     Attributes:
       images: the `input` placeholder, float32 [batch, size, size, channels].
       probabilities: the `output` op's tensor [batch, num_classes], the
-        softmax of the net's logits on `images`.
+        softmax of the net's logits on `images` (their sigmoid for a
+        multi-label net).
       image_size: the height and width of `images`.
       num_channels: the channels of `images`.
       encoded_images: a string placeholder [batch] of encoded images, or None.
@@ -60,7 +63,8 @@ def input_channels(model_name: str, use_grayscale: bool) -> int:
 def build_inference_graph(model_name: str, num_classes: int, image_size: int | None = None,
                           batch_size: int | None = None, is_training: bool = False,
                           use_grayscale: bool = False, encoded_input: bool = False,
-                          preprocessing_name: str | None = None) -> InferenceGraph:
+                          preprocessing_name: str | None = None,
+                          multi_label: bool = False) -> InferenceGraph:
     """Builds a net on a placeholder `input`, with its probabilities as op `output`.
 
     Args:
@@ -75,6 +79,8 @@ def build_inference_graph(model_name: str, num_classes: int, image_size: int | N
         `encoded_images`).
       preprocessing_name: the preprocessing of `encoded_input`; the net's own
         if None.
+      multi_label: the probabilities are the sigmoid of each logit, not
+        their softmax.
 
     Returns:
       The InferenceGraph.
@@ -93,9 +99,10 @@ def build_inference_graph(model_name: str, num_classes: int, image_size: int | N
     images = tf.placeholder(tf.float32, [batch_size, image_size, image_size, channels],
                             name=INPUT_NAME)
     # Not every net has a 'Predictions' end point (VGG and AlexNet have none, as in
-    # TF-Slim), so the probabilities are the softmax of the logits for all of them.
+    # TF-Slim), so the probabilities are computed from the logits for all of them.
+    activation = tf.nn.sigmoid if multi_label else tf.nn.softmax
     logits, _ = network_fn(images)
-    probabilities = tf.nn.softmax(logits, name=OUTPUT_NAME)
+    probabilities = activation(logits, name=OUTPUT_NAME)
     if not encoded_input:
         return InferenceGraph(images, probabilities, image_size, channels)
     encoded_images = tf.placeholder(tf.string, [batch_size], name=ENCODED_INPUT_NAME)
@@ -109,7 +116,7 @@ def build_inference_graph(model_name: str, num_classes: int, image_size: int | N
     with tf.variable_scope(tf.get_variable_scope(), reuse=True):
         encoded_logits, _ = network_fn(decoded)
     return InferenceGraph(images, probabilities, image_size, channels, encoded_images,
-                          tf.nn.softmax(encoded_logits, name=ENCODED_OUTPUT_NAME))
+                          activation(encoded_logits, name=ENCODED_OUTPUT_NAME))
 
 
 def decode_and_preprocess(encoded_images: tf.Tensor, preprocessing_name: str,

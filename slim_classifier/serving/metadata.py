@@ -1,5 +1,8 @@
 """What an export needs to be used: the net, its preprocessing, input and classes.
 
+A multi-label export also records that its outputs are per-label sigmoid
+probabilities, and the threshold of each label (see serving/multi_label.py).
+
 Every export carries a small JSON record: beside a file export as
 `<output_file>.json` (`lenet.tflite` -> `lenet.tflite.json`, so exports in one
 folder never share or overwrite it), and inside a SavedModel directory as
@@ -39,6 +42,11 @@ class ExportMetadata:
       input_scale, input_zero_point, output_scale, output_zero_point: for
         an integer input or output, real value = (stored - zero_point) *
         scale; None for a float one.
+      multi_label: the outputs are per-label sigmoid probabilities.
+      thresholds: a multi-label export's threshold of each label (a label is
+        predicted at or above it); None for a single-label one.
+      thresholds_file: the thresholds.json they come from; None when they
+        are --threshold or the default.
     """
     model_name: str
     preprocessing_name: str
@@ -57,6 +65,9 @@ class ExportMetadata:
     output_dtype: str = 'float32'
     output_scale: float | None = None
     output_zero_point: int | None = None
+    multi_label: bool = False
+    thresholds: list[float] | None = None
+    thresholds_file: str | None = None
     format_version: int = FORMAT_VERSION
 
 
@@ -96,7 +107,8 @@ def read(export_path: str) -> ExportMetadata | None:
 
 # Options a user may give that the metadata also says, as {option: metadata field}.
 _DESCRIBED = {'model_name': 'model_name', 'preprocessing_name': 'preprocessing_name',
-              'image_size': 'image_size', 'labels_offset': 'labels_offset'}
+              'image_size': 'image_size', 'labels_offset': 'labels_offset',
+              'multi_label': 'multi_label'}
 
 
 def check_agreement(metadata: ExportMetadata, export_path: str, given: dict) -> None:

@@ -3,7 +3,9 @@
 The images are files or the records of a dataset split (`image_sources`). One
 row per image, in the order read (`prediction_files`): for
 `--output_type=predictions` the `top_k` likeliest classes (id, name,
-probability), for `features` the net's pre-logits feature vector. An image
+probability), for `features` the net's pre-logits feature vector. A
+multi-label net's row has the labels at or above their thresholds and every
+label's probability (or the `top_k`, when --top_k is given). An image
 that cannot be read or decoded is a row with the reason in `error` and no
 outputs; it never stops the run.
 
@@ -22,7 +24,7 @@ from typing import TextIO
 import tensorflow.compat.v1 as tf
 
 from slim_classifier.runtime import pretrained, run_config
-from slim_classifier.serving import classifier, labels, metadata
+from slim_classifier.serving import classifier, labels, metadata, multi_label
 from slim_classifier.serving.config import ClassifyOptions, PredictOptions
 from slim_classifier.serving.image_sources import (ImageSource, batches, file_source, prefetched,
                                                    record_source)
@@ -37,7 +39,8 @@ def model_options(config_class: type, given: dict, explicit: set[str]
     """The options with the defaults --model_path brings, and whether they name the dataset.
 
     A training directory (its train_config.json) or a published archive (its
-    net's classes) names the dataset whose classes the outputs are. An export
+    net's classes) names the dataset whose classes the outputs are; a
+    checkpoint of a multi-label run or dataset sets `multi_label`. An export
     brings nothing here: its metadata describes it (see `export_metadata`).
 
     Args:
@@ -52,6 +55,9 @@ def model_options(config_class: type, given: dict, explicit: set[str]
     given = dict(given)
     if given['model_path'] and classifier.model_kind(given['model_path']) == 'checkpoint':
         given.update(run_config.checkpoint_defaults(given['model_path'], given, explicit))
+        if 'multi_label' not in explicit:
+            given['multi_label'] = given['multi_label'] or multi_label.is_multi_label(
+                given['model_path'], given['dataset_name'], given['dataset_dir'])
     names_dataset = bool(run_config.find_run_dir(given['model_path'])
                          or pretrained.known_archive(given['model_path'])
                          or {'dataset_name', 'dataset_dir'} & explicit)
@@ -114,26 +120,58 @@ def open_model(options: ClassifyOptions, names_dataset: bool, explicit: set[str]
       features: load the net's pre-logits features (a checkpoint only); its
         classes are then named where something names them, else None.
 
+    Returns:
+      The model, with the threshold of each label if it is multi-label (see
+      `model_thresholds`), and the names of its classes.
+
     Raises:
       ValueError, FileNotFoundError, CheckpointMismatch,
-      classifier.MissingExtraError: see `classifier.load_model`.
+      classifier.MissingExtraError: see `classifier.load_model`; also for
+        --threshold with a single-label net.
     """
     kind = classifier.model_kind(options.model_path)
     described = export_metadata(options, kind, explicit)
     names = class_names(options, kind, names_dataset, described, required=not features)
+    is_multi_label = described.multi_label if described else options.multi_label
+    if options.threshold is not None and not is_multi_label and not features:
+        raise ValueError('--threshold=%g applies to a multi-label net only, and %s is '
+                         'single-label; give --multi_label if it is not'
+                         % (options.threshold, options.model_path))
     model = classifier.load_model(
         options.model_path, options.model_name,
         num_classes=len(names) if names else None,
         preprocessing_name=(described.preprocessing_name if described
                             else options.preprocessing_name), image_size=options.image_size,
         use_grayscale=options.use_grayscale, moving_average_decay=options.moving_average_decay,
-        features=features)
+        features=features, multi_label=is_multi_label)
     if names is not None and not features and len(names) != model.output_size:
         model.close()
         raise ValueError('the labels name %d classes but the %s %s gives %d probabilities; '
                          'check the labels file and --labels_offset'
                          % (len(names), model.kind, model.path, model.output_size))
+    if is_multi_label and not features:
+        try:
+            model.thresholds = model_thresholds(
+                options, described, model,
+                names or [str(index) for index in range(model.output_size)])
+        except ValueError:
+            model.close()
+            raise
     return model, names
+
+
+def model_thresholds(options: ClassifyOptions, described: ExportMetadata | None,
+                     model: classifier.LoadedModel, names: list[str]) -> list[float]:
+    """A multi-label model's threshold of each label: --threshold, the export's, the
+    thresholds.json beside a checkpoint, else the default (see serving/multi_label.py).
+
+    Raises:
+      ValueError: for a thresholds.json made for other labels.
+    """
+    if options.threshold is None and described is not None and described.thresholds:
+        return described.thresholds
+    checkpoint = model.path if model.kind == 'checkpoint' else None
+    return multi_label.label_thresholds(options.threshold, names, checkpoint)[0]
 
 
 # The run.
@@ -247,8 +285,11 @@ def predict(options: PredictOptions, names_dataset: bool, explicit: set[str],
         source = file_source(options.input, exclude=(options.output,))
     features = options.output_type == 'features'
     model, names = open_model(options, names_dataset, explicit, features=features)
+    # A multi-label row lists every label's probability unless --top_k asks for fewer.
+    every_label = model.thresholds is not None and 'top_k' not in explicit
     layout = RowLayout(source.from_records, options.output_type,
-                       min(options.top_k, model.output_size), model.output_size, names)
+                       None if every_label else min(options.top_k, model.output_size),
+                       model.output_size, names, model.thresholds)
     progress = Progress(source.total, progress_stream)
     try:
         rows, rejected = write_rows(model, source, layout, options.output, options.batch_size,

@@ -6,6 +6,13 @@ name_1, probability_1, ...` or `feature_0 ... feature_<D-1>`. A `.jsonl` has
 one JSON object per line with the same keys, `top_k` (a list of {class_id,
 name, probability}) or `features` (a list) in place of the numbered columns.
 
+A multi-label net's rows have `[record,] path, [true_labels, true_names,]
+error, labels, names`: the true labels of a record and the labels predicted
+(at or above their thresholds, likeliest first), as ids and names, each list
+joined by ';' in a `.csv`; then every label's probability
+(`probability_of_0 ... probability_of_<L-1>`, `probabilities` in a `.jsonl`),
+or the numbered `top_k` columns when --top_k is given.
+
 The file is written under a hidden temporary name in the output's directory,
 created exclusively, and renamed to the output when every row is written. A
 directory at the output's name is never replaced, nor a file that is not an
@@ -24,6 +31,10 @@ from slim_classifier.serving import classifier
 from slim_classifier.serving.image_sources import ImageItem
 
 FORMATS = ('.csv', '.jsonl')
+# Joins the ids or names of a multi-label row's labels in a .csv cell.
+LABEL_SEPARATOR = ';'
+_HEADER_STARTS = ('path,error,', 'record,path,true_label,true_name,error,',
+                  'record,path,true_labels,true_names,error,')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,17 +44,29 @@ class RowLayout:
     Attributes:
       from_records: rows carry the record index and the true label.
       output_type: 'predictions' or 'features'.
-      top_k: classes per row (predictions).
+      top_k: classes per row (predictions); None for every label's
+        probability (a multi-label net).
       output_size: the class count or the feature dimension.
       class_names: names by class id, or None (classes are named by id).
+      thresholds: a multi-label net's threshold of each label; None for a
+        single-label net.
     """
     from_records: bool
     output_type: str
-    top_k: int
+    top_k: int | None
     output_size: int
     class_names: list[str] | None
+    thresholds: list[float] | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.thresholds is not None
 
     def leading_columns(self) -> list[str]:
+        if self.multi_label:
+            truth = (['record', 'path', 'true_labels', 'true_names'] if self.from_records
+                     else ['path'])
+            return truth + ['error', 'labels', 'names']
         if self.from_records:
             return ['record', 'path', 'true_label', 'true_name', 'error']
         return ['path', 'error']
@@ -51,6 +74,8 @@ class RowLayout:
     def output_columns(self) -> list[str]:
         if self.output_type == 'features':
             return ['feature_%d' % index for index in range(self.output_size)]
+        if self.top_k is None:
+            return ['probability_of_%d' % index for index in range(self.output_size)]
         return ['%s_%d' % (name, rank) for rank in range(1, self.top_k + 1)
                 for name in ('class', 'name', 'probability')]
 
@@ -60,16 +85,30 @@ class RowLayout:
         return str(label)
 
     def row(self, item: ImageItem, outcome: classifier.Outcome) -> dict:
-        """The row of one image as JSON values: the leading columns, then `top_k` or `features`."""
+        """The row of one image as JSON values: the leading columns, then `top_k`, `features`
+        or (multi-label) `probabilities`."""
         row = {'record': item.record, 'path': item.path} if self.from_records else {
             'path': item.path}
-        if self.from_records:
+        if self.from_records and self.multi_label:
+            true_labels = item.labels if item.labels is not None else [item.label]
+            row.update(true_labels=true_labels,
+                       true_names=[self.true_name(label) for label in true_labels])
+        elif self.from_records:
             row.update(true_label=item.label, true_name=self.true_name(item.label))
         row['error'] = outcome.error
+        if self.multi_label:
+            row.update(labels=None, names=None)
         if outcome.outputs is None:
             return row
+        if self.multi_label:
+            predicted = classifier.labels_above(outcome.outputs, self.class_names,
+                                                self.thresholds)
+            row.update(labels=[label.class_id for label in predicted],
+                       names=[label.name for label in predicted])
         if self.output_type == 'features':
             row['features'] = outcome.outputs.tolist()
+        elif self.top_k is None:
+            row['probabilities'] = outcome.outputs.tolist()
         else:
             row['top_k'] = [dataclasses.asdict(prediction) for prediction in classifier.top_k(
                 outcome.outputs, self.class_names, self.top_k)]
@@ -86,14 +125,22 @@ class CsvRows:
 
     def write(self, item: ImageItem, outcome: classifier.Outcome) -> None:
         row = self._layout.row(item, outcome)
-        values = ['' if row[column] is None else row[column]
-                  for column in self._layout.leading_columns()]
-        if 'features' in row:
-            values.extend('%.9g' % value for value in row['features'])
+        values = [_cell(row[column]) for column in self._layout.leading_columns()]
+        for numbers in ('features', 'probabilities'):
+            values.extend('%.9g' % value for value in row.get(numbers, ()))
         for prediction in row.get('top_k', ()):
             values.extend([prediction['class_id'], prediction['name'],
                            '%.9g' % prediction['probability']])
         self._writer.writerow(values)
+
+
+def _cell(value) -> str | int:
+    """A leading column's CSV cell: empty for None, a list's items joined by ';'."""
+    if value is None:
+        return ''
+    if isinstance(value, list):
+        return LABEL_SEPARATOR.join(str(item) for item in value)
+    return value
 
 
 class JsonlRows:
@@ -126,7 +173,7 @@ def is_prediction_file(path: str) -> bool:
         return False
     with open(path, encoding='utf-8', errors='replace') as existing:
         first_line = existing.readline(1 << 16).rstrip('\n')
-    if first_line.startswith(('path,error,', 'record,path,true_label,true_name,error,')):
+    if first_line.startswith(_HEADER_STARTS):
         return True
     try:
         row = json.loads(first_line)
