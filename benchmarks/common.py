@@ -47,3 +47,20 @@ def _format(value: object) -> str:
     if isinstance(value, float):
         return '%.2f' % value
     return str(value)
+
+
+def finish_report(report: dict, output_path: str, started: float,
+                  load_at_start: tuple[float, float, float]) -> dict:
+    """Adds the load average, date and duration to `report`, writes it as JSON and says where."""
+    import json
+    report['load_average'] = {'start': load_at_start, 'end': os.getloadavg()}
+    report['date'] = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))
+    report['seconds'] = time.time() - started
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    with open(output_path, 'w') as output:
+        json.dump(report, output, indent=1)
+    print('Load average %s at the start, %s at the end; %.0f s. Report: %s' % (
+        '/'.join('%.1f' % x for x in load_at_start),
+        '/'.join('%.1f' % x for x in report['load_average']['end']), report['seconds'],
+        output_path))
+    return report

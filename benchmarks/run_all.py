@@ -27,19 +27,28 @@ one run, and prints as one table with ratios:
   training step consumes; and our tf.data pipeline against the original
   queue-based one (`bench_input_pipeline.py`);
 * evaluation and exported-graph inference images/sec against Keras
-  `evaluate()` and `predict()` (`inference_jobs.py`), in each precision.
+  `evaluate()` and `predict()` (`inference_jobs.py`), in each precision;
+* and, each in its own process, its goals read from its JSON report (see
+  `--companions`): the deployment benchmark (`bench_deploy.py`: every export
+  kind, quantization, sizes, batch prediction), the cost of evaluating while
+  training (`bench_train_eval.py`) and repeated evaluation against Keras
+  (`bench_repeated_eval.py`). A companion that fails is reported as such; the
+  rest of the suite stands.
 
 Each net's plan holds its goals: our images/sec over Keras's, in float32 and
 in bf16, for training (and, for the nets of issue 14, evaluation and
 inference); where set, our bf16 over our float32 and the float32 training
 rate over the matmul peak.
 
-The table is written to --output as JSON too, with every timed window and the
-load average around each run. The work directory needs about 3 GB per round
-(VGG-16 checkpoints).
+The table is written to --output as JSON too, with every timed window, the
+companions' reports and the load average around each run; a --quick run
+writes to its own report (results/run_all_quick.json), never over the full
+one (results/run_all.json), unless --output names it. The work directory
+needs about 3 GB per round (VGG-16 checkpoints).
 
-    python benchmarks/run_all.py                    # about 30 minutes on 2 cores
-    python benchmarks/run_all.py --quick            # LeNet only, about a minute
+    python benchmarks/run_all.py                    # about 45 minutes on 2 cores
+    python benchmarks/run_all.py --quick            # LeNet only, companions small: minutes
+    python benchmarks/run_all.py --nets lenet --companions    # no companion
     python benchmarks/run_all.py --nets inception_v3 --precisions float32 --rounds 3
     python benchmarks/run_all.py --nets mobilenet_v2 --steps_scale 0.5   # a smoke run
 """
@@ -68,6 +77,7 @@ from slim_classifier.runtime.batches import training_batches
 BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCHMARKS)
 DEFAULT_OUTPUT = os.path.join(BENCHMARKS, 'results', 'run_all.json')
+QUICK_OUTPUT = os.path.join(BENCHMARKS, 'results', 'run_all_quick.json')
 
 # Training settings shared by both sides; speed does not depend on them, but
 # a diverging loss would stop our trainer.
@@ -135,6 +145,26 @@ PLANS = {plan.model_name: plan for plan in (
 )}
 QUICK_PLANS = {'lenet': dataclasses.replace(PLANS['lenet'], steps=120, log_every=20,
                                             eval_batches=2)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Companion:
+    """A benchmark script the suite runs too, as its own process, and reads the report of."""
+    script: str
+    arguments: tuple[str, ...]  # its settings in the full suite
+    quick_arguments: tuple[str, ...]  # with --quick: its smallest honest size
+    reads_digits: bool  # takes --dataset_dir=<digits records>
+
+
+COMPANIONS = {
+    'deploy': Companion('bench_deploy.py', (), (
+        '--quick', '--batch_sizes', '1', '--repeats=3', '--pipeline_rounds=1',
+        '--train_steps=60'), reads_digits=False),
+    'train_eval': Companion('bench_train_eval.py', (), (
+        '--steps=100', '--eval_every=50', '--rounds=1', '--passes=2'), reads_digits=True),
+    'repeated_eval': Companion('bench_repeated_eval.py', (), (
+        '--passes=3', '--checkpoints=2'), reads_digits=True),
+}
 
 
 @dataclasses.dataclass
@@ -404,16 +434,20 @@ class Row:
     net: str
     precision: str
     measurement: str
-    ours: float
-    reference: float
-    ratio: float
+    ours: float | None
+    reference: float | None  # None where the measurement is itself a ratio
+    ratio: float | None  # None where the measurement failed
     goal: str = ''
     met: bool | None = None
 
     def cells(self) -> list[str]:
         met = '' if self.met is None else ('yes' if self.met else 'NO')
-        return [self.net, self.precision, self.measurement, '%.4g' % self.ours,
-                '%.4g' % self.reference, '%.2fx' % self.ratio, self.goal, met]
+        return [self.net, self.precision, self.measurement, _number(self.ours, '%.4g'),
+                _number(self.reference, '%.4g'), _number(self.ratio, '%.2fx'), self.goal, met]
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return '-' if value is None else fmt % value
 
 
 def _goal_cells(goal: float | None, ratio: float, fmt: str = '>= %.1fx'
@@ -531,7 +565,7 @@ def train_both_sides(plan: NetPlan, precisions: list[str], rounds: int, dataset_
 
 
 def run_suite(plans: list[NetPlan], precisions: list[str], rounds: int, work_dir: str,
-              quick: bool) -> dict:
+              quick: bool, companions: list[str]) -> dict:
     """Runs every measurement; returns the JSON report."""
     started = time.time()
     load_at_start = os.getloadavg()
@@ -574,12 +608,18 @@ def run_suite(plans: list[NetPlan], precisions: list[str], rounds: int, work_dir
     rows += [Row('-', peak.precision, 'matmul %d GFLOP/s (wall; per CPU-s)' % peak.size,
                  peak.gflops, peak.gflops_per_cpu_second,
                  peak.gflops / peak.gflops_per_cpu_second) for peak in peaks.values()]
+    companion_rows, companion_reports, failures = run_companions(companions, quick,
+                                                                 directories, work_dir)
+    rows += companion_rows
     return {
         'machine': {'cpu': _cpu_model(), 'cores': os.cpu_count(),
                     'load_average_at_start': load_at_start,
                     'load_average_at_end': os.getloadavg()},
         'settings': {'plans': [dataclasses.asdict(plan) for plan in plans],
-                     'precisions': precisions, 'rounds': rounds,
+                     'precisions': precisions, 'rounds': rounds, 'quick': quick,
+                     'companions': {name: [COMPANIONS[name].script, *(
+                         COMPANIONS[name].quick_arguments if quick
+                         else COMPANIONS[name].arguments)] for name in companions},
                      'learning_rate': LEARNING_RATE,
                      'momentum': MOMENTUM, 'num_readers': NUM_READERS,
                      'num_preprocessing_threads': NUM_PREPROCESSING_THREADS,
@@ -591,8 +631,92 @@ def run_suite(plans: list[NetPlan], precisions: list[str], rounds: int, work_dir
         'rows': [dataclasses.asdict(row) for row in rows],
         'training_runs': runs_report,
         'input_pipelines': queues,
+        'companions': companion_reports,
+        'failures': failures,
         'seconds': time.time() - started,
     }
+
+
+def run_companions(names: list[str], quick: bool, directories: dict[str, str],
+                   work_dir: str) -> tuple[list[Row], dict, list[str]]:
+    """Runs each named companion benchmark; returns (its rows, its reports, its failures).
+
+    A companion that fails is logged and recorded; the rest of the suite stands.
+    """
+    rows, reports, failures = [], {}, []
+    for name in names:
+        companion = COMPANIONS[name]
+        output = os.path.join(work_dir, '%s.json' % name)
+        command = [sys.executable, os.path.join(BENCHMARKS, companion.script),
+                   '--output=' + output, '--work_dir=' + os.path.join(work_dir, name),
+                   *(companion.quick_arguments if quick else companion.arguments)]
+        if companion.reads_digits and 'digits' in directories:
+            command.append('--dataset_dir=' + directories['digits'])
+        try:
+            run_job(command)
+        except BenchmarkError as error:
+            _log('%s failed: %s' % (companion.script, error))
+            failures.append('%s: %s' % (companion.script, str(error).splitlines()[0]))
+            continue
+        with open(output) as report_file:
+            reports[name] = json.load(report_file)
+        rows += COMPANION_ROWS[name](reports[name])
+        failures += ['%s: %s' % (companion.script, failure)
+                     for failure in reports[name].get('failures', [])]
+        _log('%s measured' % companion.script)
+    return rows, reports, failures
+
+
+def deploy_rows(report: dict) -> list[Row]:
+    """bench_deploy.py's goals; each measurement is itself a ratio (or points of accuracy)."""
+    return [Row(goal['net'], '-', 'deploy: %s%s' % (goal['goal'], ', ' + goal['setting']
+                                                   if goal['setting'] else ''),
+                goal['measured'], None, goal['measured'], goal['target'], goal['met'])
+            for goal in report['goals']]
+
+
+def train_eval_rows(report: dict) -> list[Row]:
+    """bench_train_eval.py: an in-training evaluation against the standalone pass."""
+    summary = report['summary']
+    every = report['settings']['eval_every']
+    cost = summary['cost_per_evaluation_seconds']
+    return [
+        Row('lenet', 'float32', 'train images/sec: evaluating every %d steps / not' % every,
+            summary['evaluating_images_per_sec'], summary['plain_images_per_sec'],
+            summary['evaluating_images_per_sec'] / summary['plain_images_per_sec']),
+        Row('lenet', 'float32', 'in-training eval ms each / standalone warm pass ms',
+            1000 * cost, 1000 * summary['standalone_warm_seconds'],
+            summary['cost_over_warm_pass'], '<= %.1fx' % summary['goal']['target'],
+            summary['goal']['met']),
+        Row('lenet', 'float32', 'in-training eval CPU ms each / warm pass CPU ms',
+            1000 * summary['cost_per_evaluation_cpu_seconds'],
+            1000 * summary['standalone_warm_cpu_seconds'], summary['cost_over_warm_pass_cpu'],
+            '<= %.1fx' % summary['goal']['target'], summary['goal']['cpu_met']),
+        Row('lenet', 'float32', 'in-training eval ms each / standalone cold evaluate() ms',
+            1000 * cost, 1000 * summary['standalone_cold_seconds'],
+            summary['cost_over_cold_pass']),
+    ]
+
+
+def repeated_eval_rows(report: dict) -> list[Row]:
+    """bench_repeated_eval.py: each of our settings against Keras, per pass."""
+    *ours, keras = report['rows']
+    rows = []
+    for index, row in enumerate(ours):
+        goal = report['goal'] if index == 0 else None
+        rows += [
+            Row('lenet', 'float32', 'repeated eval images/sec: %s / keras' % row['side'],
+                row['images_per_sec'], keras['images_per_sec'], row['over_keras'],
+                '>= %.1fx' % goal['target'] if goal else '', goal['met'] if goal else None),
+            Row('lenet', 'float32', 'repeated eval CPU ms/pass: keras / %s' % row['side'],
+                row['median_cpu_ms_per_pass'], keras['median_cpu_ms_per_pass'],
+                row['keras_cpu_over_ours'], '>= %.1fx' % goal['target'] if goal else '',
+                goal['cpu_met'] if goal else None)]
+    return rows
+
+
+COMPANION_ROWS = {'deploy': deploy_rows, 'train_eval': train_eval_rows,
+                  'repeated_eval': repeated_eval_rows}
 
 
 def _queue_rows(queues: dict) -> list[Row]:
@@ -622,9 +746,11 @@ def _log(message: str) -> None:
     print('[%s] %s' % (time.strftime('%H:%M:%S'), message), flush=True)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true', help='a short smoke run: LeNet only')
+    parser.add_argument('--quick', action='store_true',
+                        help='a short smoke run: LeNet only, the companions at their smallest '
+                             'size, reported to its own file')
     parser.add_argument('--nets', nargs='+', choices=sorted(PLANS), default=None,
                         help='nets to run; all by default (lenet alone with --quick)')
     parser.add_argument('--precisions', nargs='+', choices=list(compute.DTYPES),
@@ -636,11 +762,22 @@ def parse_args() -> argparse.Namespace:
                         help="multiplies each plan's training steps (whole windows, at least "
                              'one after the warm-up) and evaluation batches; below 1 for a '
                              'smoke run')
-    parser.add_argument('--output', default=DEFAULT_OUTPUT, help='where the JSON report goes')
+    parser.add_argument('--companions', nargs='*', choices=list(COMPANIONS),
+                        default=list(COMPANIONS),
+                        help='the other benchmarks the suite runs and reports: bench_deploy.py, '
+                             'bench_train_eval.py and bench_repeated_eval.py, at their smallest '
+                             'size with --quick; all by default, none with the flag alone')
+    parser.add_argument('--output', default=None,
+                        help='where the JSON report goes; by default %s, or %s with --quick '
+                             '(a quick run never replaces the full report)'
+                             % (os.path.relpath(DEFAULT_OUTPUT, REPO),
+                                os.path.relpath(QUICK_OUTPUT, REPO)))
     parser.add_argument('--work_dir', default=None,
                         help='where records, checkpoints and exports go; a temporary '
                              'directory, removed at the end, if unset')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT
     if args.rounds < 1:
         parser.error('--rounds must be >= 1; got %d' % args.rounds)
     if args.steps_scale <= 0:
@@ -657,8 +794,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         work_dir = args.work_dir or temporary
         os.makedirs(work_dir, exist_ok=True)
-        report = run_suite(selected, args.precisions, args.rounds, work_dir, args.quick)
+        report = run_suite(selected, args.precisions, args.rounds, work_dir, args.quick,
+                           args.companions)
     print_table([Row(**row) for row in report['rows']])
+    for failure in report['failures']:
+        print('FAILED: ' + failure)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, 'w') as output:
         json.dump(report, output, indent=1)

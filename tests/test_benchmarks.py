@@ -14,6 +14,7 @@ import bench_deploy  # noqa: E402
 import bench_depthwise  # noqa: E402
 import bench_distributed  # noqa: E402
 import bench_nets  # noqa: E402
+import bench_train_eval  # noqa: E402
 import compute  # noqa: E402
 import run_all  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -231,3 +232,53 @@ def test_deploy_benchmark_measures_every_kind_of_a_trained_lenet(tmp_path):
     # within a point; both pipelines.
     assert len(report['goals']) == 2 * 2 + 1 + 1 + 2
     assert all(goal['met'] is not None for goal in report['goals'])
+
+
+def test_train_eval_benchmark_prices_each_evaluation_against_the_standalone_pass(digits_dir,
+                                                                               tmp_path):
+    output = tmp_path / 'train_eval.json'
+    report = bench_train_eval.main(['--dataset_dir=%s' % digits_dir, '--steps=4',
+                                    '--eval_every=2', '--rounds=1', '--passes=1',
+                                    '--output=%s' % output, '--work_dir=%s' % tmp_path])
+    assert json.loads(output.read_text()) == json.loads(json.dumps(report))
+    summary, (round_,) = report['summary'], report['rounds']
+    # Evaluations at steps 2 and 4, each an exact pass over the 359 test images.
+    assert (round_['plain']['evaluations'], summary['evaluations'], summary['examples']) == (
+        0, 2, 359)
+    assert summary['cost_per_evaluation_seconds'] == pytest.approx(
+        (round_['evaluating']['seconds'] - round_['plain']['seconds']) / 2)
+    assert summary['cost_over_warm_pass'] == pytest.approx(
+        summary['cost_per_evaluation_seconds'] / summary['standalone_warm_seconds'])
+    # The profile saw every part run: two passes (and two best/ copies at most) in the
+    # evaluating run, none in the plain one.
+    calls = {label: spent['calls'] for label, spent in round_['evaluating']['profile'].items()}
+    assert (calls['evaluations (all of the below)'], calls['pipeline restart + pass'],
+            calls['restore'], calls['evaluator built']) == (2, 2, 2, 1)
+    assert 1 <= calls['best/ copied'] <= 2
+    plain = round_['plain']['profile']
+    assert (plain['pipeline restart + pass']['calls'], plain['checkpoint saves']['calls']) == (
+        0, 1)
+    assert round_['evaluating']['profile']['pipeline restart + pass']['cpu_seconds'] > 0
+    # The suite's table takes the same figures.
+    _, wall, cpu, _ = run_all.train_eval_rows(report)
+    ratio = summary['cost_over_warm_pass']
+    # A run with evaluations that happened to take less time than the one without (a few
+    # steps on a loaded machine) is no verdict either way.
+    assert (wall.ratio, wall.goal, wall.met) == (pytest.approx(ratio), '<= 1.0x',
+                                                 None if ratio < 0 else ratio <= 1.0)
+    assert cpu.ratio == pytest.approx(summary['cost_per_evaluation_cpu_seconds']
+                                      / summary['standalone_warm_cpu_seconds'])
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--quick'], run_all.QUICK_OUTPUT), ([], run_all.DEFAULT_OUTPUT),
+    (['--quick', '--output=/tmp/mine.json'], '/tmp/mine.json')])
+def test_a_quick_suite_writes_its_own_report_unless_told_where(argv, expected):
+    assert run_all.QUICK_OUTPUT != run_all.DEFAULT_OUTPUT
+    assert run_all.parse_args(argv).output == expected
+
+
+def test_the_suite_runs_every_companion_by_default_and_none_when_asked():
+    assert run_all.parse_args([]).companions == ['deploy', 'train_eval', 'repeated_eval']
+    assert run_all.parse_args(['--companions']).companions == []
+    assert set(run_all.COMPANION_ROWS) == set(run_all.COMPANIONS)
