@@ -13,6 +13,7 @@ slim_classifier.compat import slim` gives the mended `tf_slim`.
 
 import importlib
 import importlib.util
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -36,17 +37,23 @@ def _set_missing(module, name: str, value_factory: Callable[[], object],
 
 
 def _mend_keras_batch_norm() -> None:
-    """1. tf.layers' batch norm lazily loads a tf_keras module that moved."""
+    """1. tf.layers' batch norm lazily loads a tf_keras module that moved.
+
+    TensorFlow's lazy loader is pointed at the module's new name, so a net
+    without batch norm still never loads tf_keras (about 13 MB).
+    """
+    from tensorflow.python.layers import normalization as layers_normalization
+    from tensorflow.python.util import lazy_loader
     old_name = 'tf_keras.legacy_tf_layers.normalization'
-    new_name = 'tf_keras.src.legacy_tf_layers.normalization'
     if old_name in sys.modules:
         return
-    try:
-        if importlib.util.find_spec(old_name) is not None:
-            return
-    except ModuleNotFoundError:
-        pass
-    sys.modules[old_name] = importlib.import_module(new_name)
+    # Looked up on disk: finding the old module by name would import tf_keras.
+    keras = importlib.util.find_spec('tf_keras')
+    if keras is None or any(os.path.isdir(os.path.join(location, 'legacy_tf_layers'))
+                            for location in keras.submodule_search_locations or ()):
+        return
+    layers_normalization.normalization = lazy_loader.LazyLoader(
+        'normalization', vars(layers_normalization), 'tf_keras.src.legacy_tf_layers.normalization')
     APPLIED.append('keras_batch_norm')
 
 

@@ -230,3 +230,17 @@ def test_building_batch_norms_no_longer_walks_the_context_per_variable_compariso
     slow = [_context_walks_building_batch_norms(monkeypatch, layers) for layers in (10, 20)]
     assert fast[1] <= 2.2 * fast[0]
     assert slow[1] > 2.8 * slow[0] and slow[0] > 3 * fast[0], (fast, slow)
+
+
+def test_tf_keras_is_loaded_only_by_the_first_batch_norm():
+    code = ('import sys\n'
+            'from slim_classifier.compat import slim\n'
+            'import tensorflow.compat.v1 as tf\n'
+            'before = "tf_keras" in sys.modules\n'
+            'with tf.Graph().as_default():\n'
+            '    slim.batch_norm(tf.ones([2, 4, 4, 3]), is_training=True)\n'
+            'print(before, "tf_keras" in sys.modules)\n')
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['False', 'True']
