@@ -80,3 +80,25 @@ def test_an_incomplete_newest_checkpoint_resumes_from_the_one_before(digits_dir,
                                                 log_every_n_steps=1))
     assert result.global_step == 5
     assert _logged_steps(tmp_path) == [1, 2, 3, 4, 3, 4, 5]
+
+
+def test_fine_tuning_initialises_only_what_it_does_not_restore(tmp_path):
+    """A restored variable's own initialiser never runs (here it would fail if it did)."""
+    from slim_classifier.compat import slim
+    with tf.Graph().as_default():
+        slim.model_variable('net/weights', initializer=tf.constant([1.0, 2.0]))
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            prefix = tf.train.Saver().save(sess, str(tmp_path / 'model.ckpt'))
+    with tf.Graph().as_default():
+        unusable = tf.debugging.check_numerics(tf.constant([float('nan')] * 2),
+                                               'the restored variable was initialised')
+        weights = slim.model_variable('net/weights', initializer=unusable)
+        logits = slim.model_variable('net/logits', initializer=tf.constant([3.0]))
+        restore = checkpoints.FineTuneRestore(prefix, ['net/logits'], False)
+        with tf.Session() as sess:
+            restore.initialize_and_restore(sess)
+            assert sess.run(weights).tolist() == [1.0, 2.0]
+            assert sess.run(logits).tolist() == [3.0]
+            with pytest.raises(tf.errors.InvalidArgumentError, match='was initialised'):
+                sess.run(weights.initializer)

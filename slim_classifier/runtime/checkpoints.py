@@ -154,7 +154,8 @@ def _excluded(name: str, exclude_scopes: list[str]) -> bool:
 
 
 class FineTuneRestore:
-    """Restores the model variables outside `exclude_scopes` from a checkpoint.
+    """Restores the model variables outside `exclude_scopes` from a checkpoint, and
+    initialises the other variables of the graph.
 
     Everything is checked when the object is made, in graph-building time, so a
     checkpoint that does not fit fails before the first training step.
@@ -186,8 +187,17 @@ class FineTuneRestore:
         restored = {v.op.name: v for v in wanted if v.op.name not in missing}
         self.num_restored = len(restored)
         self._saver = tf.train.Saver(restored) if restored else None
+        # The restored variables skip their random initialisation (seconds for a large net).
+        self._init_others = tf.group(
+            *[v.initializer for v in tf.global_variables() if v.op.name not in restored],
+            tf.local_variables_initializer(), name='init_all_but_restored')
 
-    def restore(self, sess: tf.Session) -> None:
+    def initialize_and_restore(self, sess: tf.Session) -> None:
+        """Initialises every variable of the graph: from the checkpoint, or as the graph says.
+
+        Made after every variable of the graph, which it initialises.
+        """
+        sess.run(self._init_others)
         if self._saver is not None:
             self._saver.restore(sess, self.path)
 

@@ -80,9 +80,10 @@ def _restore_or_initialize(sess, saver, model, config):
             log.info('Ignoring --checkpoint_path=%s: %s already holds a checkpoint',
                      config.checkpoint_path, config.train_dir)
         return
-    sess.run(model.init_op)
-    if model.fine_tune is not None:
-        model.fine_tune.restore(sess)
+    if model.fine_tune is None:
+        sess.run(model.init_op)
+    else:
+        model.fine_tune.initialize_and_restore(sess)
         log.info('Fine-tuning from %s (%d variables restored)', model.fine_tune.path,
                  model.fine_tune.num_restored)
 
