@@ -251,9 +251,8 @@ def ours_phases_child(args: argparse.Namespace) -> dict:
         session = tf.Session(graph=graph, config=session_config.make_session_config())
         marks['session'] = _now()
         if args.mode == 'train':
-            session.run(model.init_op)
-            marks['initialize'] = _now()
-            model.fine_tune.restore(session)
+            # As the trainer: the variables not restored are initialised, then the rest restored.
+            model.fine_tune.initialize_and_restore(session)
             marks['restored'] = _now()
             # The trainer writes summaries at its first step.
             session.run(fetches + [model.summary_op])

@@ -60,7 +60,7 @@ def test_our_phases_follow_the_trainers_start_up_and_restore_the_checkpoint(lene
                                                          train_dir=train_dir))
     marks = report['marks']
     assert list(marks) == ['import_tensorflow', 'import_project', 'graph', 'session',
-                           'initialize', 'restored', 'first_step', 'second_step']
+                           'restored', 'first_step', 'second_step']
     assert list(marks.values()) == sorted(marks.values())
     assert report['graph_ops'] > 100 and 'profile' not in report
 
