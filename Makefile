@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests/test_smoke.py
-	$(PY) -m pytest -q -n 2 --durations=15 --deselect tests/test_smoke.py tests
+	$(PY) -m pytest -q -n 3 --durations=15 --deselect tests/test_smoke.py tests
 
 demo: $(VENV)/.installed
 	$(PY) download_and_convert_data.py --dataset_name=digits --dataset_dir=$(DATA)
