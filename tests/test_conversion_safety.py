@@ -251,18 +251,9 @@ def test_more_shards_and_workers_than_images_are_cut_down_with_a_warning(tmp_pat
 
 
 @pytest.fixture
-def full_disk(tmp_path):
+def full_disk(mount_tmpfs):
     """A 64 KiB tmpfs, unmounted afterwards."""
-    mount_point = tmp_path / 'tiny'
-    mount_point.mkdir()
-    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs',
-                              str(mount_point)], capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip('cannot mount a tmpfs here: %s' % mounted.stderr.strip())
-    try:
-        yield str(mount_point)
-    finally:
-        subprocess.run(['umount', str(mount_point)], check=True)
+    return str(mount_tmpfs('tiny', '64k'))
 
 
 def test_a_full_disk_stops_the_conversion_in_one_line_and_keeps_the_users_files(
