@@ -39,8 +39,6 @@ import argparse
 import dataclasses
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -60,7 +58,6 @@ from slim_classifier.runtime.batches import evaluation_batches
 
 tf1 = tf.compat.v1
 BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(BENCHMARKS)
 DEFAULT_OUTPUT = os.path.join(BENCHMARKS, 'results', 'bench_repeated_eval.json')
 # eval_image_classifier.py's defaults, which Keras's pipeline gets too.
 NUM_READERS = 4
@@ -315,13 +312,6 @@ def _met(met: bool) -> str:
     return 'met' if met else 'NOT met'
 
 
-def convert_digits(directory: str) -> str:
-    subprocess.run([sys.executable, os.path.join(REPO, 'download_and_convert_data.py'),
-                    '--dataset_name=digits', '--dataset_dir=' + directory], check=True,
-                   capture_output=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
-    return directory
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--dataset_dir', default=None,
@@ -352,7 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
         work_dir = args.work_dir or temporary
         os.makedirs(work_dir, exist_ok=True)
         if args.dataset_dir is None:
-            args.dataset_dir = convert_digits(os.path.join(work_dir, 'digits'))
+            args.dataset_dir = common.convert_digits(os.path.join(work_dir, 'digits'))
         result = measure(args, work_dir)
     print_report(result)
     return common.finish_report(result, args.output, started, load_at_start)

@@ -41,8 +41,6 @@ import dataclasses
 import logging
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -54,7 +52,6 @@ from slim_classifier.runtime import checkpoints
 from slim_classifier.training import loop, periodic_eval, trainer
 
 BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(BENCHMARKS)
 DEFAULT_OUTPUT = os.path.join(BENCHMARKS, 'results', 'bench_train_eval.json')
 GOAL = 1.0  # an in-training evaluation's cost over the warm standalone pass, at most
 # Where the time of the runs goes: label -> the function that spends it.
@@ -229,13 +226,6 @@ def _met(met: bool | None) -> str:
     return 'met' if met else 'NOT met'
 
 
-def convert_digits(directory: str) -> str:
-    subprocess.run([sys.executable, os.path.join(REPO, 'download_and_convert_data.py'),
-                    '--dataset_name=digits', '--dataset_dir=' + directory], check=True,
-                   capture_output=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
-    return directory
-
-
 @contextlib.contextmanager
 def _quiet(*logger_names: str):
     """The trainer's and evaluator's info lines left out while the runs are timed."""
@@ -287,7 +277,7 @@ def main(argv: list[str] | None = None) -> dict:
         work_dir = args.work_dir or temporary
         os.makedirs(work_dir, exist_ok=True)
         if args.dataset_dir is None:
-            args.dataset_dir = convert_digits(os.path.join(work_dir, 'digits'))
+            args.dataset_dir = common.convert_digits(os.path.join(work_dir, 'digits'))
         report = measure(args, work_dir)
     print_report(report)
     return common.finish_report(report, args.output, started, load_at_start)

@@ -64,3 +64,13 @@ def finish_report(report: dict, output_path: str, started: float,
         '/'.join('%.1f' % x for x in report['load_average']['end']), report['seconds'],
         output_path))
     return report
+
+
+def convert_digits(directory: str) -> str:
+    """Converts the embedded digits dataset into `directory` (quietly); returns it."""
+    import subprocess
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, os.path.join(repo, 'download_and_convert_data.py'),
+                    '--dataset_name=digits', '--dataset_dir=' + directory], check=True,
+                   capture_output=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+    return directory
