@@ -46,7 +46,7 @@ from slim_classifier.evaluation.config import EvalConfig
 from slim_classifier.runtime import checkpoints, run_config
 from slim_classifier.runtime.batches import evaluation_batches
 from slim_classifier.runtime.files import disk_full_named, write_atomically
-from slim_classifier.serving import image_sources
+from slim_classifier.serving import image_sources, multi_label
 from slim_classifier.serving.labels import names_by_output
 
 log = logging.getLogger('eval')
@@ -259,7 +259,7 @@ class Evaluator:
             self._dataset = dataset_factory.get_dataset(
                 config.dataset_name, config.dataset_split_name, config.dataset_dir)
             self.multi_label = (config.multi_label or self._dataset.multi_label
-                                or trained_multi_label(config.checkpoint_path))
+                                or multi_label.trained_multi_label(config.checkpoint_path))
             if config.tune_thresholds and not self.multi_label:
                 raise EvaluationError(
                     '--tune_thresholds tunes the thresholds of a multi-label evaluation; %s is '
@@ -446,17 +446,6 @@ class Evaluator:
             raise EvaluationError('%s in %s/%s: check --labels_offset and --dataset_name'
                                   % (error, self.config.dataset_name,
                                      self.config.dataset_split_name)) from None
-
-
-def trained_multi_label(checkpoint_path: str) -> bool:
-    """Whether the training run that `checkpoint_path` belongs to (if any) had --multi_label.
-
-    Raises:
-      ValueError: for a train_config.json that cannot be read.
-    """
-    run_dir = run_config.find_run_dir(checkpoint_path)
-    return run_dir is not None and bool(
-        run_config.read_run_config(run_dir)['options'].get('multi_label'))
 
 
 def _repeated_passes(batches: tf.data.Dataset

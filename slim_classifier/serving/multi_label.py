@@ -34,13 +34,28 @@ def is_multi_label(checkpoint_path: str | None, dataset_name: str | None,
       ValueError: for a run configuration or dataset_info.json that cannot be read.
     """
     datasets = [(dataset_name, dataset_dir)]
-    run_dir = run_config.find_run_dir(checkpoint_path)
-    if run_dir is not None:
-        options = run_config.read_run_config(run_dir)['options']
+    options = _run_options(checkpoint_path)
+    if options is not None:
         if options.get('multi_label'):
             return True
         datasets.append((options.get('dataset_name'), options.get('dataset_dir')))
     return any(_is_multi_label_dataset(*dataset) for dataset in datasets)
+
+
+def trained_multi_label(checkpoint_path: str | None) -> bool:
+    """Whether the training run that `checkpoint_path` belongs to (if any) had --multi_label.
+
+    Raises:
+      ValueError: for a train_config.json that cannot be read.
+    """
+    options = _run_options(checkpoint_path)
+    return bool(options and options.get('multi_label'))
+
+
+def _run_options(checkpoint_path: str | None) -> dict | None:
+    """The recorded options of the run `checkpoint_path` belongs to, or None outside a run."""
+    run_dir = run_config.find_run_dir(checkpoint_path)
+    return None if run_dir is None else run_config.read_run_config(run_dir)['options']
 
 
 def _is_multi_label_dataset(name: str | None, directory: str | None) -> bool:
