@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from datasets import convert_digits, splitting
+from datasets import convert_digits
 from datasets.image_preparation import encode_png
 from datasets.progress import ProgressFn, ignore_progress
 from datasets.tfrecord_writing import (NO_LABEL, ConversionSummary, LabelledImage, SplitSource,
@@ -45,13 +45,8 @@ def convert_digit_tiles(dataset_dir: str,
     Raises:
         UserError: if scikit-learn is not installed.
     """
-    images, labels = convert_digits.load_digits()
-    keys = ['%04d' % index for index in range(len(labels))]
     # The split of convert_digits: the test tiles hold the digits of its test split.
-    train, test = splitting.stratified_split(
-        keys, labels.tolist(),
-        splitting.holdout_count(len(labels), convert_digits.TEST_PERCENTAGE),
-        'split:%d' % convert_digits.SEED)
+    images, labels, train, test = convert_digits.split_digits()
     cells = np.stack([convert_digits.digit_pixels(image) for image in images])
     splits = {}
     for number, (split, pool) in enumerate((('train', train), ('test', test))):

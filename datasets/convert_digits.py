@@ -62,6 +62,23 @@ def digit_filename(index: int) -> str:
     return 'sklearn_digits/%04d.png' % index
 
 
+def split_digits() -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+    """scikit-learn's digits (images, labels) and the indices of their train and test splits.
+
+    Raises:
+        UserError: if scikit-learn is not installed.
+    """
+    images, labels = load_digits()
+    train, test = splitting.stratified_split(
+        [_key(index) for index in range(len(labels))], labels.tolist(),
+        splitting.holdout_count(len(labels), TEST_PERCENTAGE), 'split:%d' % SEED)
+    return images, labels, train, test
+
+
+def _key(index: int) -> str:
+    return '%04d' % index
+
+
 def convert_digits(dataset_dir: str,
                    progress: ProgressFn = ignore_progress) -> ConversionSummary:
     """Writes the `digits` dataset (splits `train` and `test`) into `dataset_dir`.
@@ -76,14 +93,10 @@ def convert_digits(dataset_dir: str,
     Raises:
         UserError: if scikit-learn is not installed.
     """
-    images, labels = load_digits()
-    keys = ['%04d' % index for index in range(len(labels))]
-    train, test = splitting.stratified_split(
-        keys, labels.tolist(), splitting.holdout_count(len(labels), TEST_PERCENTAGE),
-        'split:%d' % SEED)
+    images, labels, train, test = split_digits()
     splits = {}
     for split, indices in (('train', train), ('test', test)):
-        order = splitting.stable_order([keys[index] for index in indices],
+        order = splitting.stable_order([_key(index) for index in indices],
                                        'order:%s:%d' % (split, SEED))
         ordered = [indices[position] for position in order]
         splits[split] = SplitSource(len(ordered), _examples(images, labels, ordered))
