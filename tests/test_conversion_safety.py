@@ -33,17 +33,18 @@ _LOCK_HOLDER = textwrap.dedent('''
         sys.stdin.read()
 ''')
 
-# Holds the lock, forks a child that outlives it (as a decoding worker
-# would), prints the child's pid and waits to be killed.
+# Holds the lock and forks a child that outlives it (as a decoding worker
+# would); the child prints its pid, the holder waits to be killed.
 _FORKING_HOLDER = textwrap.dedent('''
     import os, sys, time
     from datasets import dataset_lock
     with dataset_lock.locked(sys.argv[1]):
-        child = os.fork()
-        if child == 0:
+        if os.fork() == 0:
+            # The fork hooks have run by now: the child says so itself, so the
+            # test cannot kill the holder while the child still has its copy.
+            print(os.getpid(), flush=True)
             time.sleep(60)
             os._exit(0)
-        print(child, flush=True)
         sys.stdin.read()
 ''')
 
