@@ -56,6 +56,19 @@ def test_help_and_a_misspelt_flag_import_no_tensorflow(arguments):
         assert 'no_such_flag' in result.stderr
 
 
+def test_the_commands_import_tensorflow_without_keras_which_still_loads_on_use():
+    script = ('import sys\n'
+              'from slim_classifier.cli import runner\n'
+              'runner._import_tensorflow_silently()\n'
+              'import tensorflow as tf\n'
+              'print(sorted(name for name in ("keras", "tf_keras") if name in sys.modules))\n'
+              'print(tf.keras.layers.Dense(3).units, "keras" in sys.modules)\n')
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            cwd=helpers.REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ['[]', '3 True']
+
+
 def test_every_training_option_is_defined_once():
     names = [field.name for field in options.options_of(config.TrainConfig)]
     assert len(names) == len(set(names))

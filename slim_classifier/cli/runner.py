@@ -73,17 +73,31 @@ def quiet_tensorflow(verbose: bool) -> None:
                             category=UserWarning)
 
 
+# Loaded eagerly by `import tensorflow` only to register Keras optimizers for
+# Keras SavedModels; TensorFlow ignores their ImportError. The commands build
+# graphs with tf_slim and never use them, and Keras (with scikit-learn, where
+# it is installed) costs 1.5-2.5 s of every command's start.
+_EAGER_KERAS = ('keras.src.optimizers', 'tf_keras.src.optimizers')
+
+
 def _import_tensorflow_silently() -> None:
-    """Imports TensorFlow with the process's stderr closed.
+    """Imports TensorFlow with the process's stderr closed, without Keras.
 
     Its C++ libraries print their banners (oneDNN, CUDA probes) through absl
-    before any log level applies, so only closing stderr keeps them out.
+    before any log level applies, so only closing stderr keeps them out. A
+    None in sys.modules makes the eager Keras import fail at once, before its
+    parent packages load; `tf.keras` still loads on first use.
     """
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    skipped = [name for name in _EAGER_KERAS if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(skipped))
     try:
         os.dup2(devnull, 2)
         import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     finally:
+        for name in skipped:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
