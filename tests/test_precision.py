@@ -47,6 +47,42 @@ def test_bf16_runs_the_convolution_on_bfloat16_inputs():
     assert any(cast in nodes['Conv2D'] for cast in casts), nodes['Conv2D']
 
 
+def _separable_gradient_dtypes(config):
+    """{'depthwise' or 'conv2d': dtypes} of the kernels of a separable convolution's gradients."""
+    with tf.Graph().as_default():
+        images = tf.random.normal([2, 8, 8, 3], seed=1)
+        depthwise = tf.Variable(tf.random.normal([3, 3, 3, 1], seed=2))
+        pointwise = tf.Variable(tf.random.normal([1, 1, 3, 4], seed=3))
+        mixed = tf.nn.depthwise_conv2d(images, depthwise, [1, 1, 1, 1], 'SAME')
+        loss = tf.reduce_sum(tf.nn.conv2d(mixed, pointwise, 1, 'SAME'))
+        gradients = tf.gradients(loss, [images, depthwise, pointwise])
+        with tf.Session(config=config) as session:
+            session.run([depthwise.initializer, pointwise.initializer])
+            metadata = tf.RunMetadata()
+            session.run(gradients, options=tf.RunOptions(output_partition_graphs=True),
+                        run_metadata=metadata)
+    dtypes = {}
+    for partition in metadata.partition_graphs:
+        for node in partition.node:
+            if 'Conv2D' in node.op or 'Depthwise' in node.op:
+                kind = 'depthwise' if 'Depthwise' in node.op else 'conv2d'
+                dtypes.setdefault(kind, set()).add(tf.as_dtype(node.attr['T'].type).name)
+    return dtypes
+
+
+def test_bf16_keeps_depthwise_convolutions_and_their_gradients_in_float32():
+    dtypes = _separable_gradient_dtypes(session_config.make_session_config('bf16'))
+    assert dtypes['depthwise'] == {'float32'}
+    assert 'bfloat16' in dtypes['conv2d']
+
+
+def test_a_users_own_allowlist_removal_is_left_as_it_is(monkeypatch):
+    monkeypatch.setenv(session_config.ALLOWLIST_REMOVE, 'Relu6')
+    dtypes = _separable_gradient_dtypes(session_config.make_session_config('bf16'))
+    assert os.environ[session_config.ALLOWLIST_REMOVE] == 'Relu6'
+    assert 'bfloat16' in dtypes['depthwise']
+
+
 def test_float32_runs_no_bfloat16_cast():
     nodes = _traced_nodes(session_config.make_session_config('float32'))
     assert 'Conv2D' in nodes

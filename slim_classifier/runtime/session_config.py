@@ -3,7 +3,12 @@
 `bf16` turns on TensorFlow's automatic mixed precision graph rewrite for
 oneDNN: convolutions, matrix multiplies and their gradients run in bfloat16
 on CPUs that support it (AVX512_BF16 or AMX), with float32 variables, so
-checkpoints do not change.
+checkpoints do not change. Depthwise convolutions stay float32: oneDNN's
+bfloat16 depthwise kernels are slower than its float32 ones on AVX512_BF16
+CPUs (the backprops 3x, `benchmarks/bench_depthwise.py`), which made MobileNet
+and NASNet slower in bf16 than in float32. The rewrite reads its lists from
+the environment when it runs; a user's own
+TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_ALLOWLIST_REMOVE is left as it is.
 
 `float16` turns on the rewrite for GPUs: the same ops run in float16, and the
 trainer adds dynamic loss scaling (`optimization.with_loss_scaling`), as
@@ -18,6 +23,7 @@ for the config before then, as the train and eval commands do.
 """
 
 import logging
+import os
 
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
@@ -26,6 +32,11 @@ from tensorflow.python.client import pywrap_tf_session
 from slim_classifier.runtime.options import PRECISIONS
 
 log = logging.getLogger('precision')
+
+# Read by the mixed precision rewrite each time it runs (TensorFlow's UpdateList).
+ALLOWLIST_REMOVE = 'TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_ALLOWLIST_REMOVE'
+FLOAT32_IN_BF16 = ('DepthwiseConv2dNative', 'DepthwiseConv2dNativeBackpropInput',
+                   'DepthwiseConv2dNativeBackpropFilter')
 
 
 def make_session_config(precision: str = 'float32', xla: bool = False,
@@ -65,6 +76,7 @@ def make_session_config(precision: str = 'float32', xla: bool = False,
     rewrites = config.graph_options.rewrite_options
     if precision == 'bf16':
         rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+        os.environ.setdefault(ALLOWLIST_REMOVE, ','.join(FLOAT32_IN_BF16))
     elif precision == 'float16':
         rewrites.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
         if not tf.config.list_physical_devices('GPU'):
