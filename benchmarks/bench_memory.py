@@ -32,7 +32,8 @@ import run_all
 
 # Imports only, on each side: the memory every training process starts with.
 IMPORTS = {
-    'ours': 'import tensorflow; from slim_classifier.training import trainer',
+    'ours': ('from slim_classifier.cli import runner; runner.import_tensorflow_silently(); '
+             'from slim_classifier.training import trainer'),
     'keras': 'import keras; import tensorflow',
 }
 # Runs of ours that each change one thing: flags, and the environment.
@@ -130,7 +131,8 @@ def rows_of(model_name: str, plan: run_all.NetPlan, result: dict) -> list[list[o
 def run(nets: list[str], rounds: int, windows: int, work_dir: str, variants: bool) -> dict:
     plans = [plan_of(name, windows) for name in nets]
     directories = run_all.prepare_data(plans, work_dir)
-    report = {'load_average_at_start': os.getloadavg(), 'rounds': rounds, 'nets': {},
+    report = {'started': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+              'load_average_at_start': os.getloadavg(), 'rounds': rounds, 'nets': {},
               'plans': {plan.model_name: dataclasses.asdict(plan) for plan in plans}}
     if variants:
         report['imports_mb'] = {side: imports_peak_mb(side) for side in IMPORTS}
@@ -151,7 +153,8 @@ def print_report(report: dict) -> None:
     if 'imports_mb' in report:
         print('imports only: %s' % ', '.join('%s %.0f MB' % item
                                              for item in report['imports_mb'].items()))
-    print('load average %s at the start, %s at the end' % (
+    print('started %s; load average %s at the start, %s at the end' % (
+        report.get('started', '?'),
         '/'.join('%.1f' % load for load in report['load_average_at_start']),
         '/'.join('%.1f' % load for load in report['load_average_at_end'])))
 

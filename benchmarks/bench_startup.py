@@ -212,6 +212,8 @@ def ours_phases_child(args: argparse.Namespace) -> dict:
     called through the same library functions.
     """
     marks = {}
+    from slim_classifier.cli import runner
+    runner.import_tensorflow_silently()  # as the commands import it: without Keras
     import tensorflow.compat.v1 as tf
     marks['import_tensorflow'] = _now()
     from slim_classifier.runtime import checkpoints, session_config
@@ -494,7 +496,8 @@ def parse_args() -> argparse.Namespace:
 
 def run(nets: list[str], rounds: int, work_dir: str, profile: bool,
         phase_modes: tuple[str, ...]) -> dict:
-    report = {'load_average_at_start': os.getloadavg(), 'nets': {}}
+    report = {'started': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+              'load_average_at_start': os.getloadavg(), 'nets': {}}
     for model_name in nets:
         net_dir = os.path.join(work_dir, model_name)
         os.makedirs(net_dir, exist_ok=True)
@@ -512,7 +515,8 @@ def print_report(report: dict) -> None:
                         'not slower'], rows)
     for model_name, result in report['nets'].items():
         print_parts(model_name, result)
-    print('load average %s at the start, %s at the end' % (
+    print('started %s; load average %s at the start, %s at the end' % (
+        report['started'],
         '/'.join('%.1f' % load for load in report['load_average_at_start']),
         '/'.join('%.1f' % load for load in report['load_average_at_end'])))
 

@@ -59,7 +59,7 @@ def test_help_and_a_misspelt_flag_import_no_tensorflow(arguments):
 def test_the_commands_import_tensorflow_without_keras_which_still_loads_on_use():
     script = ('import sys\n'
               'from slim_classifier.cli import runner\n'
-              'runner._import_tensorflow_silently()\n'
+              'runner.import_tensorflow_silently()\n'
               'import tensorflow as tf\n'
               'print(sorted(name for name in ("keras", "tf_keras") if name in sys.modules))\n'
               'print(tf.keras.layers.Dense(3).units, "keras" in sys.modules)\n')

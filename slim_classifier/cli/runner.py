@@ -80,7 +80,7 @@ def quiet_tensorflow(verbose: bool) -> None:
 _EAGER_KERAS = ('keras.src.optimizers', 'tf_keras.src.optimizers')
 
 
-def _import_tensorflow_silently() -> None:
+def import_tensorflow_silently() -> None:
     """Imports TensorFlow with the process's stderr closed, without Keras.
 
     Its C++ libraries print their banners (oneDNN, CUDA probes) through absl
@@ -162,7 +162,7 @@ def run_command(main: Callable[[list[str]], object], summary: str, config_classe
     def guarded_main(argv):
         _configure_logging(verbose)
         if not verbose:
-            _import_tensorflow_silently()
+            import_tensorflow_silently()
         threading.excepthook = _quiet_event_writer_failures(threading.excepthook)
         try:
             code = main(argv)
