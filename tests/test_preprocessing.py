@@ -10,10 +10,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from sklearn.datasets import load_sample_images
 
 from nets import nets_factory
 from preprocessing import (cifarnet_preprocessing, inception_preprocessing, preprocessing_factory,
                            vgg_preprocessing)
+from slim_classifier.runtime import determinism
 
 # Every registered preprocessing (its module is preprocessing/<name>_preprocessing.py), so a
 # new one is tested by being registered.
@@ -132,6 +134,48 @@ def test_inception_image_summaries_follow_the_argument(add_image_summaries):
                 add_image_summaries=add_image_summaries)
         summaries = tf.get_collection(tf.GraphKeys.SUMMARIES)
     assert bool(summaries) == add_image_summaries
+
+
+@pytest.mark.parametrize('fast_mode', [True, False])
+def test_inception_training_stages_in_order_are_the_training_preprocessing(fast_mode):
+    # The stage profile of benchmarks/bench_input_pipeline.py runs these one by one.
+    image = _image(30, 40)
+
+    # Stateless draws are seeded by their order, which the stages must keep.
+    def whole():
+        with determinism.stateless_draws(3, determinism.STREAM_EXAMPLES, tf.constant(5)):
+            return inception_preprocessing.preprocess_for_train(
+                    tf.constant(image), 16, 16, fast_mode=fast_mode, add_image_summaries=False,
+                    random_crop=False)
+
+    def staged():
+        staged_image = tf.constant(image)
+        with determinism.stateless_draws(3, determinism.STREAM_EXAMPLES, tf.constant(5)):
+            for _, stage in inception_preprocessing.training_stages(16, 16, fast_mode):
+                staged_image = stage(staged_image)
+        return staged_image
+
+    names = [name for name, _ in inception_preprocessing.training_stages(16, 16, fast_mode)]
+    assert names == ['resize', 'flip', 'colour', 'scale']
+    np.testing.assert_array_equal(_run(whole), _run(staged))
+
+
+@pytest.mark.parametrize('method', [tf.image.ResizeMethod.BILINEAR,
+                                    tf.image.ResizeMethod.NEAREST_NEIGHBOR,
+                                    tf.image.ResizeMethod.BICUBIC, tf.image.ResizeMethod.AREA])
+def test_inception_resize_gives_the_values_of_resizing_the_uint8_image(method):
+    # The preprocessing casts to float32 before resizing, which is cheaper; the
+    # kernels compute in float32 either way, so no value may change.
+    photo = load_sample_images().images[0][100:171, 200:293]
+
+    def build():
+        image = tf.constant(photo)
+        expected = tf.cast(tf.image.resize_images(image, [61, 107], method=method), tf.float32)
+        return (inception_preprocessing._resize_to_unit_float(image, 61, 107, method),
+                expected * (1.0 / 255.0))
+
+    [(resized, expected)] = _run(build)
+    np.testing.assert_array_equal(resized, expected)
 
 
 def test_inception_distort_color_rejects_an_unknown_ordering():
