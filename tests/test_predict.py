@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import glob
 import io
+import itertools
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -19,6 +21,7 @@ import sklearn.datasets
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
+from datasets import input_pipeline
 from slim_classifier.evaluation import evaluator
 from slim_classifier.serving import (classifier, exporter, image_sources, metadata, prediction,
                                      prediction_files)
@@ -197,6 +200,181 @@ def test_unreadable_images_are_rejected_rows(models, image_dir, tmp_path):
     assert [bool(row['error']) for row in rows] == [False, True, True]
     assert 'No such file or directory' in rows[1]['error']
     assert result.returncode == 0 and '(2 rejected)' in result.stderr
+
+
+def _csv_of(outcomes_by_batch, top_k):
+    """The CSV the command writes, built here: rows by batch as (path, outcome), in order."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator='\n')
+    writer.writerow(['path', 'error'] + ['%s_%d' % (column, rank) for rank in range(1, top_k + 1)
+                                         for column in ('class', 'name', 'probability')])
+    for path, outcome in (row for batch in outcomes_by_batch for row in batch):
+        if outcome.error is not None:
+            writer.writerow([path, outcome.error])
+            continue
+        values = [path, '']
+        for index in np.argsort(-outcome.outputs, kind='stable')[:top_k]:
+            values += [index, DIGIT_NAMES[index], '%.9g' % outcome.outputs[index]]
+        writer.writerow(values)
+    return text.getvalue()
+
+
+def test_overlapped_rows_keep_the_input_order_and_bytes(models, image_dir, tmp_path):
+    """Reading, predicting and writing overlap; the file is what one image after the other,
+    batch by batch, gives."""
+    mixed = tmp_path / 'mixed'
+    mixed.mkdir()
+    digits = [path for path in _image_files(image_dir) if path.endswith('.png')]
+    png = classifier.read_image(digits[0])
+    (mixed / 'truncated.png').write_bytes(png[:len(png) // 2])
+    (mixed / 'notes.txt').write_text('not an image')
+    shuffled = [digits[index] for index in np.random.RandomState(3).permutation(len(digits))]
+    listed = (shuffled[:4] + [str(mixed / 'missing.png')] + shuffled[4:9]
+              + [str(mixed / 'truncated.png')] + shuffled[9:15] + [str(mixed / 'notes.txt')]
+              + shuffled[15:])
+    listing = tmp_path / 'list.txt'
+    listing.write_text('\n'.join(listed) + '\n')
+    output = tmp_path / 'mixed.csv'
+    summary = _predict_here(model_path=models['graphdef'], input='@%s' % listing,
+                            output=str(output), top_k=3, batch_size=3)
+    assert (summary.rows, summary.rejected) == (len(listed), 3)
+
+    model = classifier.load_model(models['graphdef'], 'lenet')
+    try:
+        expected = []
+        for start in range(0, len(listed), 3):
+            paths = listed[start:start + 3]
+            readable = [path for path in paths if os.path.exists(path)]
+            outcomes = dict(zip(readable, classifier.predict_each(
+                model, [classifier.read_image(path) for path in readable])))
+            expected.append([(path, outcomes.get(path, classifier.Outcome(
+                error='cannot read the file: No such file or directory'))) for path in paths])
+    finally:
+        model.close()
+    assert output.read_text(encoding='utf-8') == _csv_of(expected, 3)
+    rows = _read_csv(output)
+    assert [row['path'] for row in rows] == listed
+    assert 'Unknown image file format' in rows[listed.index(str(mixed / 'notes.txt'))]['error']
+
+
+def _pipeline_threads():
+    return [thread for thread in threading.enumerate()
+            if thread.name in ('prefetch', 'write rows') and thread.is_alive()]
+
+
+def test_a_source_failing_in_its_thread_is_raised_after_the_rows_before_it(models, digits_dir,
+                                                                          tmp_path):
+    """A corrupt record, read a batch ahead in the reading thread: the error reaches the
+    caller once the rows of the whole batches before it are written, no thread is left,
+    and there is no output."""
+    broken = tmp_path / 'digits'
+    shutil.copytree(digits_dir, broken)
+    shard, = glob.glob(str(broken / 'digits_test_*.tfrecord'))
+    with open(shard, 'r+b') as records:
+        records.truncate(os.path.getsize(shard) // 2)
+    readable = 0
+    with pytest.raises(tf.errors.DataLossError):
+        for _ in tf.data.TFRecordDataset(shard):
+            readable += 1
+    source = image_sources.record_source('digits', 'test', str(broken))
+    layout = prediction_files.RowLayout(True, 'predictions', 3, 10, DIGIT_NAMES)
+    progress_lines = io.StringIO()
+    output = tmp_path / 'test.csv'
+    model = classifier.load_model(models['graphdef'], 'lenet')
+    try:
+        with pytest.raises(input_pipeline.DataError,
+                           match='corrupt record %d in .*%s' % (readable,
+                                                                os.path.basename(shard))):
+            prediction.write_rows(model, source, layout, str(output), 8,
+                                  prediction.Progress(source.total, progress_lines, interval=0.0))
+    finally:
+        model.close()
+    assert not _pipeline_threads()
+    assert progress_lines.getvalue().splitlines()[-1].startswith(
+        'predicted %d/%d images' % (readable // 8 * 8, source.total))
+    assert os.listdir(tmp_path) == ['digits']
+
+
+def test_written_behind_writes_every_value_in_order_before_the_block_ends():
+    written = []
+    release = threading.Event()
+
+    def write(value):
+        release.wait(timeout=60)
+        written.append(value)
+
+    with prediction.WrittenBehind(write, depth=2) as behind:
+        for value in range(3):  # one being written, two waiting
+            behind.hand(value)
+        assert written == [], 'the caller goes on while the rows are written'
+        release.set()
+        for value in range(3, 20):
+            behind.hand(value)
+    assert written == list(range(20))
+    assert not _pipeline_threads()
+
+
+def test_an_error_of_the_caller_is_raised_after_what_it_handed_is_written():
+    written = []
+
+    def write(value):
+        time.sleep(0.01)
+        written.append(value)
+
+    with pytest.raises(KeyboardInterrupt):
+        with prediction.WrittenBehind(write, depth=2) as behind:
+            for value in range(3):
+                behind.hand(value)
+            raise KeyboardInterrupt
+    assert written == [0, 1, 2]
+    assert not _pipeline_threads()
+
+
+def test_a_failing_write_stops_the_caller_with_its_error():
+    written = []
+
+    def write(value):
+        if value == 3:
+            raise OSError(28, 'No space left on device')
+        written.append(value)
+
+    handed = []
+    with pytest.raises(OSError, match='No space left on device'):
+        with prediction.WrittenBehind(write, depth=2) as behind:
+            for value in range(1000):
+                behind.hand(value)
+                handed.append(value)
+    assert written == [0, 1, 2]
+    assert len(handed) < 1000, 'the failure stopped the caller'
+    assert not _pipeline_threads()
+
+
+def test_prefetching_stops_when_its_reader_stops():
+    produced = []
+
+    def values():
+        for value in itertools.count():
+            produced.append(value)
+            yield value
+
+    read = image_sources.prefetched(values(), depth=2)
+    assert [next(read), next(read)] == [0, 1]
+    read.close()
+    assert not _pipeline_threads()
+    stopped_at = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == stopped_at <= 2 + 2 + 1
+
+    def failing():
+        yield from range(5)
+        raise ValueError('record 5 is corrupt')
+
+    received = []
+    with pytest.raises(ValueError, match='record 5 is corrupt'):
+        for value in image_sources.prefetched(failing(), depth=2):
+            received.append(value)
+    assert received == [0, 1, 2, 3, 4]
+    assert not _pipeline_threads()
 
 
 def _test_split_labels(digits_dir):

@@ -16,6 +16,7 @@
 `batches` groups them and `prefetched` reads one batch ahead in a thread.
 """
 
+import contextlib
 import dataclasses
 import glob
 import io
@@ -32,6 +33,8 @@ from datasets import dataset_factory, input_pipeline
 
 LIST_PREFIX = '@'
 _PREFETCHED_BATCHES = 2
+# How often a producer waiting on a full buffer checks whether it is still wanted.
+_STOP_POLL_SECONDS = 0.1
 
 
 @dataclasses.dataclass
@@ -244,6 +247,8 @@ def prefetched(values: Iterator, depth: int = _PREFETCHED_BATCHES) -> Iterator:
     """`values`, produced by a thread up to `depth` ahead, so reading overlaps predicting.
 
     An exception of the producer is raised here, where its value would have come.
+    Once the iterator is closed or exhausted (or raises), the thread has stopped:
+    an early stop waits for the value being produced, and produces no more.
     """
     buffer: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
@@ -253,7 +258,7 @@ def prefetched(values: Iterator, depth: int = _PREFETCHED_BATCHES) -> Iterator:
     def put(value) -> bool:
         while not stop.is_set():
             try:
-                buffer.put(value, timeout=0.1)
+                buffer.put(value, timeout=_STOP_POLL_SECONDS)
                 return True
             except queue.Full:
                 continue
@@ -262,7 +267,7 @@ def prefetched(values: Iterator, depth: int = _PREFETCHED_BATCHES) -> Iterator:
     def produce():
         try:
             for value in values:
-                if not put(value):
+                if not put(value) or stop.is_set():
                     return
         except BaseException as error:  # pylint: disable=broad-except
             failure.append(error)
@@ -280,3 +285,8 @@ def prefetched(values: Iterator, depth: int = _PREFETCHED_BATCHES) -> Iterator:
             raise failure[0]
     finally:
         stop.set()
+        # Emptied, the buffer wakes a producer waiting to put into it.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                buffer.get_nowait()
+        thread.join()

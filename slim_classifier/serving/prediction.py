@@ -10,15 +10,20 @@ that cannot be read or decoded is a row with the reason in `error` and no
 outputs; it never stops the run.
 
 Memory stays flat in the number of images: paths and records are read
-lazily (by a thread one batch ahead of the model), and rows are written as
-each batch is predicted. The file appears complete or not at all: an
-interrupted run leaves no file at the output's name (its temporary,
-`.<name>.<random>.tmp`, stays for the user to remove).
+lazily, and rows are written as each batch is predicted. Reading, predicting
+and writing overlap, each in its own thread a few batches apart (see
+`write_rows`), so that a fast model is not kept waiting. The file appears
+complete or not at all: an interrupted run leaves no file at the output's
+name (its temporary, `.<name>.<random>.tmp`, stays for the user to remove).
 """
 
+import contextlib
 import dataclasses
+import queue
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 import tensorflow.compat.v1 as tf
@@ -26,11 +31,18 @@ import tensorflow.compat.v1 as tf
 from slim_classifier.runtime import pretrained, run_config
 from slim_classifier.serving import classifier, labels, metadata, multi_label
 from slim_classifier.serving.config import ClassifyOptions, PredictOptions
-from slim_classifier.serving.image_sources import (ImageSource, batches, file_source, prefetched,
-                                                   record_source)
+from slim_classifier.serving.image_sources import (ImageItem, ImageSource, batches, file_source,
+                                                   prefetched, record_source)
 from slim_classifier.serving.metadata import ExportMetadata
 from slim_classifier.serving.prediction_files import (AtomicOutput, CsvRows, JsonlRows, RowLayout,
                                                       check_output, output_format)
+
+# Predicted batches waiting for their rows to be written.
+_BATCHES_BEHIND = 2
+# How often a caller waiting to hand a batch over checks whether the writing failed.
+_FAILURE_POLL_SECONDS = 0.1
+# Handed to the writing thread last: it ends the thread.
+_END = object()
 
 # The model and its class names, from the options: shared with classify_image.py.
 
@@ -239,26 +251,102 @@ class Summary:
     model_kind: str
 
 
+class WrittenBehind:
+    """Calls `write` on each value handed over, in a thread, in the order handed.
+
+    The caller goes on while up to `depth` values wait, so that its work
+    overlaps the writing. Leaving the `with` block waits until every value
+    handed over is written (after an exception in the block too: nothing
+    already computed is dropped), and the thread has stopped. An exception of
+    `write` stops the writing; the next `hand` or the block's end raises it.
+    """
+
+    def __init__(self, write: Callable[[object], None], depth: int = _BATCHES_BEHIND):
+        self._write = write
+        self._waiting: queue.Queue = queue.Queue(depth)
+        self._failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name='write rows', daemon=True)
+
+    def __enter__(self) -> 'WrittenBehind':
+        self._thread.start()
+        return self
+
+    def hand(self, value) -> None:
+        """Queues `value`, waiting while `depth` values wait.
+
+        Raises:
+          The exception of a `write` that failed.
+        """
+        if not self._put(value):
+            raise self._failure[0]
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        self._put(_END)
+        self._thread.join()
+        # An exception of the block is the one to see; it may have stopped the writing.
+        if error_type is None and self._failure:
+            raise self._failure[0]
+
+    def _put(self, value) -> bool:
+        """Queues `value` unless the writing failed; False if it did."""
+        while not self._failure:
+            try:
+                self._waiting.put(value, timeout=_FAILURE_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        while (value := self._waiting.get()) is not _END:
+            try:
+                self._write(value)
+            # Raised by `hand` or at the block's end, in the caller's thread.
+            except BaseException as failure:  # pylint: disable=broad-except
+                self._failure.append(failure)
+                return
+
+
 def write_rows(model: classifier.LoadedModel, source: ImageSource, layout: RowLayout,
                output: str, batch_size: int, progress: Progress) -> tuple[int, int]:
-    """Predicts every image of `source` into `output`, atomically; returns (rows, rejected)."""
+    """Predicts every image of `source` into `output`, atomically; returns (rows, rejected).
+
+    Three threads overlap: one reads the images a batch or two ahead, this one
+    runs the model (the thread that loaded it: a TensorFlow session's first run
+    costs more in a new thread), and one writes the rows of the batches
+    predicted, in the order read. Whatever fails in either thread is raised
+    here once the rows of the batches before it are written.
+    """
     rows = rejected = 0
     rows_class = CsvRows if output_format(output) == '.csv' else JsonlRows
-    with AtomicOutput(output) as stream:
+    read = prefetched(batches(source.items(), batch_size))
+    with AtomicOutput(output) as stream, contextlib.closing(read):
         writer = rows_class(stream, layout)
-        for batch in prefetched(batches(source.items(), batch_size)):
-            readable = [item for item in batch if item.error is None]
-            outcomes = iter(classifier.predict_each(model, [item.encoded for item in readable])
-                            if readable else ())
-            for item in batch:
-                outcome = (classifier.Outcome(error=item.error) if item.error is not None
-                           else next(outcomes))
+
+        def write_batch(predicted: tuple[list[ImageItem], list[classifier.Outcome]]) -> None:
+            nonlocal rows, rejected
+            batch, outcomes = predicted
+            for item, outcome in zip(batch, outcomes):
                 writer.write(item, outcome)
                 rejected += outcome.error is not None
             rows += len(batch)
             stream.flush()
             progress.update(rows, rejected)
+
+        with WrittenBehind(write_batch) as behind:
+            for batch in read:
+                behind.hand((batch, batch_outcomes(model, batch)))
     return rows, rejected
+
+
+def batch_outcomes(model: classifier.LoadedModel, batch: list[ImageItem]
+                   ) -> list[classifier.Outcome]:
+    """The outcome of each image: the model's outputs, or why it could not be read (the
+    item's own error, or the model's for an image it cannot decode)."""
+    readable = [item.encoded for item in batch if item.error is None]
+    outcomes = iter(classifier.predict_each(model, readable) if readable else ())
+    return [classifier.Outcome(error=item.error) if item.error is not None else next(outcomes)
+            for item in batch]
 
 
 def predict(options: PredictOptions, names_dataset: bool, explicit: set[str],

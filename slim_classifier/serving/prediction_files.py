@@ -110,8 +110,12 @@ class RowLayout:
         elif self.top_k is None:
             row['probabilities'] = outcome.outputs.tolist()
         else:
-            row['top_k'] = [dataclasses.asdict(prediction) for prediction in classifier.top_k(
-                outcome.outputs, self.class_names, self.top_k)]
+            # Built field by field: dataclasses.asdict deep-copies every value, and took more
+            # than half the time of writing a row.
+            row['top_k'] = [{'class_id': prediction.class_id, 'name': prediction.name,
+                             'probability': prediction.probability}
+                            for prediction in classifier.top_k(outcome.outputs,
+                                                               self.class_names, self.top_k)]
         return row
 
 
