@@ -14,6 +14,7 @@ import bench_deploy  # noqa: E402
 import bench_depthwise  # noqa: E402
 import bench_distributed  # noqa: E402
 import bench_nets  # noqa: E402
+import bench_step_profile  # noqa: E402
 import bench_train_eval  # noqa: E402
 import compute  # noqa: E402
 import run_all  # noqa: E402
@@ -182,34 +183,120 @@ def test_the_suite_runs_every_precision_it_can_compare_by_default(monkeypatch):
     assert set(precisions) <= set(bench_conv_kernels.bench_nets.KERAS_POLICIES)
 
 
-def test_depthwise_profile_groups_kernels_by_the_op_that_ran():
+def test_step_profile_groups_kernels_by_the_op_that_ran():
     metadata = tf.compat.v1.RunMetadata()
     partition = metadata.partition_graphs.add()
     device = metadata.step_stats.dev_stats.add()
     for name, op, dtype_attr, micros in (
             ('dw', '_MklNativeDepthwiseConv2dNativeBackpropInput', 'T', 30),
             ('conv', '_MklNativeFusedConv2D', 'T', 50), ('cast', 'Cast', 'DstT', 15),
-            ('conv_again', '_MklNativeFusedConv2D', 'T', 5)):
+            ('conv_again', '_MklNativeFusedConv2D', 'T', 5),
+            ('bn', '_MklFusedBatchNormEx', 'T', 40), ('relu', 'Relu6Grad', 'T', 20),
+            ('update', 'ResourceApplyKerasMomentum', 'T', 25),
+            ('batch', 'IteratorGetNext', None, 10), ('pool', 'MaxPoolGrad', 'T', 5)):
         node = partition.node.add(name=name, op=op)
-        node.attr[dtype_attr].type = tf.bfloat16.as_datatype_enum
+        if dtype_attr:
+            node.attr[dtype_attr].type = tf.bfloat16.as_datatype_enum
+        if op == '_MklNativeFusedConv2D':
+            node.attr['fused_ops'].list.s.extend([b'BiasAdd', b'Relu'])
         device.node_stats.add(node_name=name, all_end_rel_micros=micros)
     device.node_stats.add(node_name='_SOURCE', all_end_rel_micros=1000)
     ops = {}
-    bench_depthwise.add_kernels(metadata, ops)
-    profile = bench_depthwise.StepProfile('bf16', steps=1, step_ms=0.1, ops=ops)
-    assert ops['_MklNativeFusedConv2D', 'bfloat16'] == bench_depthwise.OpTime('conv2d', 2, 55)
-    assert ops['Cast', 'bfloat16'].group == 'rest'
-    assert bench_depthwise.share_rows([profile]) == [['bf16', 0.1, 0.1, '30.0%', '55.0%',
-                                                      '15.0%']]
+    bench_step_profile.add_kernels(metadata, ops)
+    assert ops['_MklNativeFusedConv2D[BiasAdd,Relu]', 'bfloat16'] == (
+        bench_step_profile.OpTime('conv2d', 2, 55))
+    assert ops['IteratorGetNext', '-'].group == 'input'
+    profile = bench_step_profile.StepProfile('mobilenet_v2', 'bf16', 'trainer', batch_size=16,
+                                             steps=1, step_ms=0.1, step_cpu_ms=0.2,
+                                             ops=ops)
+    assert {group: profile.group_ms(group) for group in bench_step_profile.GROUPS} == {
+        'depthwise': 0.030, 'conv2d': 0.055, 'matmul': 0.0, 'batch_norm': 0.040,
+        'activation': 0.020, 'optimizer': 0.025, 'reorder_copy': 0.015, 'input': 0.010,
+        'other': 0.005}
+    assert profile.kernel_ms == pytest.approx(0.2)
+    assert profile.largest_other_group == 'batch_norm'
+    # No bound measured: its cells say so.
+    assert bench_step_profile.summary_rows([profile])[0][8:11] == ['-', '-', '-']
+    assert bench_step_profile.StepProfile.from_report(profile.report()) == profile
 
 
-def test_depthwise_profile_traces_our_training_step(digits_dir):
-    config = bench_depthwise.training_config('lenet', 'float32', 'digits', digits_dir, 4)
-    profile = bench_depthwise.profile_step(config, warmup=1, timed_steps=1, traced_steps=1)
+@pytest.mark.parametrize('op_type, group', [
+    ('Conv2DBackpropFilter', 'conv2d'), ('_MklNativePadWithFusedConv2D', 'conv2d'),
+    ('DepthwiseConv2dNative', 'depthwise'), ('_MklNativeFusedMatMul', 'matmul'),
+    ('FusedBatchNormGradV3', 'batch_norm'), ('ReluGrad', 'activation'),
+    ('ApplyMomentum', 'optimizer'), ('AssignAddVariableOp', 'optimizer'),
+    ('_MklToTf', 'reorder_copy'), ('Transpose', 'reorder_copy'), ('ConcatV2', 'reorder_copy'),
+    ('AddN', 'other'), ('BiasAddGrad', 'other')])
+def test_step_profile_groups_each_kind_of_kernel(op_type, group):
+    assert bench_step_profile.op_group(op_type) == group
+
+
+def test_step_profile_traces_our_training_step_against_its_convolutions(digits_dir):
+    config = bench_step_profile.training_config('lenet', 'float32', 'digits', digits_dir, 4)
+    profile = bench_step_profile.profile_step(config, 'trainer', warmup=1, timed_steps=1,
+                                              traced_steps=1, bound_rounds=1)
     assert profile.step_ms > 0
-    # LeNet has no depthwise convolution; its two convolutions run forward and backward.
-    assert profile.group_micros('depthwise') == 0
-    assert profile.group_micros('conv2d') > 0 and profile.group_micros('rest') > 0
+    # LeNet: two convolutions, forward and backward, two fully connected layers, no depthwise.
+    assert profile.convolutions == 2
+    assert 0 < profile.bound_ms
+    assert profile.group_ms('depthwise') == 0
+    for group in ('conv2d', 'matmul', 'optimizer', 'input'):
+        assert profile.group_ms(group) > 0, group
+
+
+def test_step_profile_settings_change_the_trainers_session():
+    trainer = bench_step_profile.setting_session_config(
+        'bf16', bench_step_profile.SETTINGS['trainer'])
+    assert trainer.inter_op_parallelism_threads == 0
+    one_op = bench_step_profile.setting_session_config(
+        'bf16', bench_step_profile.SETTINGS['inter_op_1'])
+    assert one_op.inter_op_parallelism_threads == 1
+    assert (one_op.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16
+            == trainer.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 != 0)
+    plain = bench_step_profile.setting_session_config(
+        'float32', bench_step_profile.SETTINGS['no_remapper'])
+    assert plain.graph_options.rewrite_options.remapping == 2  # RewriterConfig.OFF
+
+
+def test_step_profile_settings_of_the_environment_run_where_it_is_set(monkeypatch):
+    setting = bench_step_profile.SETTINGS['onednn_off']
+    monkeypatch.delenv('TF_ENABLE_ONEDNN_OPTS', raising=False)
+    assert not setting.in_effect()
+    monkeypatch.setenv('TF_ENABLE_ONEDNN_OPTS', '0')
+    assert setting.in_effect()
+    assert bench_step_profile.SETTINGS['inter_op_1'].in_effect()
+
+
+def test_depthwise_benchmark_is_the_step_profile_of_mobilenet_v2():
+    args = bench_step_profile.parse_args(bench_depthwise.DEFAULTS)
+    assert args.nets == ['mobilenet_v2']
+    assert {'depthwise', 'conv2d'} <= set(args.detail)
+    assert bench_step_profile.parse_args(bench_depthwise.DEFAULTS + [
+        '--nets', 'nasnet_mobile']).nets == ['nasnet_mobile']
+
+
+def test_conv_kernel_bound_takes_depthwise_convolutions():
+    # MobileNetV2: the stem, 17 inverted residual blocks (the first one not expanded), the
+    # 1x1 to 1280 channels and the logits; 17 depthwise 3x3 convolutions.
+    convolutions = bench_conv_kernels.net_convolutions('mobilenet_v2', batch_size=1)
+    kinds = [conv.op_type for conv in convolutions]
+    assert kinds.count('DepthwiseConv2dNative') == 17
+    assert kinds.count('Conv2D') == 1 + 1 + 16 * 2 + 1 + 1
+    assert [conv.needs_input_gradient for conv in convolutions] == [False] + [True] * 52
+    # The paper's 300 M multiply-adds at 224 x 224 (Sandler et al. 2018, table 4).
+    assert sum(conv.flops for conv in convolutions) == pytest.approx(2 * 300e6, rel=0.02)
+
+
+@pytest.mark.parametrize('precision', ['float32', 'bf16'])
+def test_conv_kernels_time_depthwise_convolutions(precision):
+    depthwise = bench_conv_kernels.Convolution(
+        (2, 8, 8, 4), (3, 3, 4, 1), (2, 4, 4, 4), (1, 2, 2, 1), 'SAME',
+        needs_input_gradient=True, op_type='DepthwiseConv2dNative')
+    assert depthwise.flops == 2 * 2 * 4 * 4 * 4 * 3 * 3
+    seconds = bench_conv_kernels.kernel_seconds([depthwise], rounds=1, runs=1,
+                                                precision=precision)
+    assert 0 < seconds < 10
+
 
 
 def test_deploy_benchmark_measures_every_kind_of_a_trained_lenet(tmp_path):
