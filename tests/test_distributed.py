@@ -456,6 +456,26 @@ def test_a_ps_whose_port_holds_another_program_says_so(not_tensorflow):
         'not a TensorFlow server; stop it, or choose another port' % not_tensorflow.address)
 
 
+def _worker_of(ps_address):
+    return cluster.ClusterRole({'ps': (ps_address,), 'worker': ('127.0.0.1:1',)}, 'worker', 0)
+
+
+def test_a_lost_ps_whose_port_another_listener_took_is_named_as_silent():
+    with socket.socket() as listener:
+        listener.bind(('127.0.0.1', 0))
+        listener.listen()  # accepts connections, never answers gRPC's greeting
+        address = '127.0.0.1:%d' % listener.getsockname()[1]
+        assert cluster.explain_lost_cluster(_worker_of(address), 'Graph execution error:\n.') == (
+            'the parameter server ps 0 at %s does not answer' % address)
+
+
+def test_a_ps_that_still_answers_leaves_the_errors_first_line():
+    server = tf.train.Server.create_local_server()
+    address = server.target[len('grpc://'):]
+    assert cluster.explain_lost_cluster(_worker_of(address), 'Graph execution error:\n.') == (
+        'Graph execution error:')
+
+
 def test_a_worker_whose_ps_dies_names_it(digits_dir, tmp_path, local_cluster):
     args = (*LENET_FLAGS, '--dataset_dir=' + digits_dir, '--train_dir=%s' % (tmp_path / 'run'),
             '--max_number_of_steps=100000', '--cluster_timeout_secs=60')

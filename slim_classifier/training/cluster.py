@@ -387,9 +387,13 @@ def wait_for_parameter_servers(role: ClusterRole, timeout_secs: float) -> None:
 
 
 def explain_lost_cluster(role: ClusterRole, error_message: str) -> str:
-    """Says which parameter servers no longer answer, else the error's first line."""
+    """Says which parameter servers no longer answer, else the error's first line.
+
+    A server answers if it speaks gRPC: a dead one's port, taken since by
+    some other listener, still counts as silent.
+    """
     silent = ['ps %d at %s' % (task, address) for task, address in enumerate(role.ps_addresses)
-              if not _accepts_connections(address, 1.0)]
+              if not _probe(address, 1.0)[1]]
     if silent:
         return 'the parameter server %s does not answer' % ', '.join(silent)
     return error_message.strip().splitlines()[0]
@@ -399,14 +403,6 @@ def _connect(address: str, timeout_secs: float) -> socket.socket:
     host, _, port = address.rpartition(':')
     return socket.create_connection((host.strip('[]'), int(port)),
                                     timeout=max(0.1, min(timeout_secs, 5.0)))
-
-
-def _accepts_connections(address: str, timeout_secs: float) -> bool:
-    try:
-        with _connect(address, timeout_secs):
-            return True
-    except OSError:
-        return False
 
 
 def _probe(address: str, timeout_secs: float) -> tuple[bool, bool]:
