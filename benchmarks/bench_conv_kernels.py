@@ -143,16 +143,23 @@ def _ops_needed_for(fetch: tf.Tensor | tf.Operation) -> set[tf.Operation]:
     return needed
 
 
+def kernel_dtype(conv: Convolution, precision: str) -> tf.DType:
+    """The dtype the trainer runs `conv`'s kernels in: bf16 keeps depthwise ones float32."""
+    if precision == 'bf16' and conv.op_type in session_config.FLOAT32_IN_BF16:
+        return compute.DTYPES['float32']
+    return compute.DTYPES[precision]
+
+
 def kernel_seconds(convolutions: list[Convolution], rounds: int, runs: int,
                    precision: str = 'float32', config: tf.ConfigProto | None = None) -> float:
     """The best over rounds of the summed time of every forward and backward kernel.
 
     `config` is the session's (threads, rewrites); the trainer's float32 one by default.
     """
-    dtype = compute.DTYPES[precision]
     with tf.Graph().as_default():
         fetches = []
         for conv in convolutions:
+            dtype = kernel_dtype(conv, precision)
             data = tf.Variable(tf.cast(tf.random.normal(conv.input_shape), dtype))
             kernel = tf.Variable(tf.cast(tf.random.normal(conv.filter_shape) * 0.05, dtype))
             gradient = tf.Variable(tf.cast(tf.random.normal(conv.output_shape), dtype))

@@ -287,6 +287,15 @@ def test_conv_kernel_bound_takes_depthwise_convolutions():
     assert sum(conv.flops for conv in convolutions) == pytest.approx(2 * 300e6, rel=0.02)
 
 
+def test_the_bf16_bound_times_depthwise_kernels_in_float32_as_the_trainer_runs_them():
+    shapes = ((1, 8, 8, 4), (3, 3, 4, 1), (1, 8, 8, 4), (1, 1, 1, 1), 'SAME', True)
+    depthwise = bench_conv_kernels.Convolution(*shapes, op_type='DepthwiseConv2dNative')
+    full = bench_conv_kernels.Convolution(*shapes, op_type='Conv2D')
+    assert bench_conv_kernels.kernel_dtype(depthwise, 'bf16') == tf.float32
+    assert bench_conv_kernels.kernel_dtype(full, 'bf16') == tf.bfloat16
+    assert bench_conv_kernels.kernel_dtype(depthwise, 'float32') == tf.float32
+
+
 @pytest.mark.parametrize('precision', ['float32', 'bf16'])
 def test_conv_kernels_time_depthwise_convolutions(precision):
     depthwise = bench_conv_kernels.Convolution(
@@ -296,7 +305,6 @@ def test_conv_kernels_time_depthwise_convolutions(precision):
     seconds = bench_conv_kernels.kernel_seconds([depthwise], rounds=1, runs=1,
                                                 precision=precision)
     assert 0 < seconds < 10
-
 
 
 def test_deploy_benchmark_measures_every_kind_of_a_trained_lenet(tmp_path):
