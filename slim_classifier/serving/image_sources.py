@@ -33,8 +33,8 @@ from datasets import dataset_factory, input_pipeline
 
 LIST_PREFIX = '@'
 _PREFETCHED_BATCHES = 2
-# How often a producer waiting on a full buffer checks whether it is still wanted.
-_STOP_POLL_SECONDS = 0.1
+# How often a thread waiting on a full buffer checks whether to give up.
+_GIVE_UP_POLL_SECONDS = 0.1
 
 
 @dataclasses.dataclass
@@ -243,6 +243,17 @@ def batches(items: Iterator[ImageItem], batch_size: int) -> Iterator[list[ImageI
         yield batch
 
 
+def put_unless(buffer: queue.Queue, value, given_up: Callable[[], bool]) -> bool:
+    """Puts `value` into the bounded `buffer`, waiting for room; False once `given_up()`."""
+    while not given_up():
+        try:
+            buffer.put(value, timeout=_GIVE_UP_POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def prefetched(values: Iterator, depth: int = _PREFETCHED_BATCHES) -> Iterator:
     """`values`, produced by a thread up to `depth` ahead, so reading overlaps predicting.
 
@@ -255,23 +266,14 @@ def prefetched(values: Iterator, depth: int = _PREFETCHED_BATCHES) -> Iterator:
     end = object()
     failure: list[BaseException] = []
 
-    def put(value) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(value, timeout=_STOP_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def produce():
         try:
             for value in values:
-                if not put(value) or stop.is_set():
+                if not put_unless(buffer, value, stop.is_set) or stop.is_set():
                     return
         except BaseException as error:  # pylint: disable=broad-except
             failure.append(error)
-        put(end)
+        put_unless(buffer, end, stop.is_set)
 
     thread = threading.Thread(target=produce, name='prefetch', daemon=True)
     thread.start()

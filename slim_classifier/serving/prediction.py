@@ -32,15 +32,13 @@ from slim_classifier.runtime import pretrained, run_config
 from slim_classifier.serving import classifier, labels, metadata, multi_label
 from slim_classifier.serving.config import ClassifyOptions, PredictOptions
 from slim_classifier.serving.image_sources import (ImageItem, ImageSource, batches, file_source,
-                                                   prefetched, record_source)
+                                                   prefetched, put_unless, record_source)
 from slim_classifier.serving.metadata import ExportMetadata
 from slim_classifier.serving.prediction_files import (AtomicOutput, CsvRows, JsonlRows, RowLayout,
                                                       check_output, output_format)
 
 # Predicted batches waiting for their rows to be written.
 _BATCHES_BEHIND = 2
-# How often a caller waiting to hand a batch over checks whether the writing failed.
-_FAILURE_POLL_SECONDS = 0.1
 # Handed to the writing thread last: it ends the thread.
 _END = object()
 
@@ -289,13 +287,7 @@ class WrittenBehind:
 
     def _put(self, value) -> bool:
         """Queues `value` unless the writing failed; False if it did."""
-        while not self._failure:
-            try:
-                self._waiting.put(value, timeout=_FAILURE_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless(self._waiting, value, lambda: bool(self._failure))
 
     def _run(self) -> None:
         while (value := self._waiting.get()) is not _END:
