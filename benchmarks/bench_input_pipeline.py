@@ -293,6 +293,12 @@ def _print_shared_bound(costs: dict[tuple[str, str], float]) -> None:
     queues = costs['queues', STAGES[-1]]
     print('shared stages (%s): %.2f CPU ms/image in tf.data, %.2f in the queues'
           % (', '.join(SHARED_STAGES), shared['tf.data'], shared['queues']))
+    if shared['tf.data'] <= 0:
+        # Stages are measured apart, so on too few batches their noise can
+        # exceed what the shared stages cost.
+        print('the shared stages cost nothing measurable here: time more --batches or --records '
+              'for a bound')
+        return
     print('were reading, parsing and decoding free, a pipeline would use at most %.2fx less '
           'CPU per image than the queues (%.2f / %.2f ms); tf.data does %.2fx'
           % (queues / shared['tf.data'], queues, shared['tf.data'],
