@@ -219,9 +219,10 @@ def _csv_of(outcomes_by_batch, top_k):
     return text.getvalue()
 
 
-def test_overlapped_rows_keep_the_input_order_and_bytes(models, image_dir, tmp_path):
+@pytest.mark.parametrize('kind', ['graphdef', 'onnx'])
+def test_overlapped_rows_keep_the_input_order_and_bytes(models, image_dir, tmp_path, kind):
     """Reading, predicting and writing overlap; the file is what one image after the other,
-    batch by batch, gives."""
+    batch by batch, gives. (An ONNX model decodes and preprocesses in the reading thread.)"""
     mixed = tmp_path / 'mixed'
     mixed.mkdir()
     digits = [path for path in _image_files(image_dir) if path.endswith('.png')]
@@ -235,11 +236,11 @@ def test_overlapped_rows_keep_the_input_order_and_bytes(models, image_dir, tmp_p
     listing = tmp_path / 'list.txt'
     listing.write_text('\n'.join(listed) + '\n')
     output = tmp_path / 'mixed.csv'
-    summary = _predict_here(model_path=models['graphdef'], input='@%s' % listing,
+    summary = _predict_here(model_path=models[kind], input='@%s' % listing,
                             output=str(output), top_k=3, batch_size=3)
     assert (summary.rows, summary.rejected) == (len(listed), 3)
 
-    model = classifier.load_model(models['graphdef'], 'lenet')
+    model = classifier.load_model(models[kind], 'lenet')
     try:
         expected = []
         for start in range(0, len(listed), 3):

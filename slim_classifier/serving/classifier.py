@@ -21,9 +21,11 @@
 
 Every kind decodes images with `tf.io.decode_image`, as training read them, so
 the probabilities match the evaluation of the same weights. A model classifies
-a batch of images in one call (`LoadedModel.predict_batch`). A single-label
-image's classes are its `top_k`; a multi-label image's labels are those at or
-above their thresholds (`labels_above`).
+a batch of images in one call (`LoadedModel.predict_batch`); TFLite and ONNX
+models also give its halves (`prepare` and `infer`), so that a caller may
+decode the next batch while the model runs (`prepare_each`, `infer_prepared`).
+A single-label image's classes are its `top_k`; a multi-label image's labels
+are those at or above their thresholds (`labels_above`).
 """
 
 import dataclasses
@@ -62,6 +64,11 @@ class LoadedModel:
         feature dimension).
       thresholds: a multi-label model's threshold of each label (its outputs
         are sigmoid probabilities); None for a single-label model.
+      prepare, infer: where decoding and preprocessing run apart from the
+        model (TFLite, ONNX), `predict_batch` in its two halves: encoded
+        images -> the model's input, and that input -> outputs. A caller may
+        run them in different threads (one thread for each). None where one
+        graph does both (a session model).
     """
     kind: str
     path: str
@@ -69,6 +76,8 @@ class LoadedModel:
     close: Callable[[], None]
     output_size: int
     thresholds: list[float] | None = None
+    prepare: Callable[[list[bytes]], np.ndarray] | None = None
+    infer: Callable[[np.ndarray], np.ndarray] | None = None
 
     def predict(self, encoded: bytes) -> np.ndarray:
         """The outputs [output_size] of one encoded image."""
@@ -290,14 +299,13 @@ def _load_tflite(path: str, preprocessing_name: str) -> LoadedModel:
         interpreter.invoke()
         return _real(interpreter.get_tensor(output_detail['index']), output_detail)
 
-    def predict_batch(encoded: list[bytes]) -> np.ndarray:
-        images = preprocess(encoded)
+    def infer(images: np.ndarray) -> np.ndarray:
         if resizable:
             return invoke(images)
         return np.concatenate([invoke(image[np.newaxis]) for image in images])
 
-    return LoadedModel('tflite', path, predict_batch, session.close,
-                       int(output_detail['shape'][-1]))
+    return LoadedModel('tflite', path, lambda encoded: infer(preprocess(encoded)), session.close,
+                       int(output_detail['shape'][-1]), prepare=preprocess, infer=infer)
 
 
 def _stored(values: np.ndarray, detail: dict) -> np.ndarray:
@@ -344,10 +352,11 @@ def _load_onnx(path: str, preprocessing_name: str) -> LoadedModel:
                          % (path, model_input.name, shape))
     preprocess, session = _preprocessing_session(preprocessing_name, shape[1], shape[3])
 
-    def predict_batch(encoded: list[bytes]) -> np.ndarray:
-        return runtime.run([output.name], {model_input.name: preprocess(encoded)})[0]
+    def infer(images: np.ndarray) -> np.ndarray:
+        return runtime.run([output.name], {model_input.name: images})[0]
 
-    return LoadedModel('onnx', path, predict_batch, session.close, int(output.shape[-1]))
+    return LoadedModel('onnx', path, lambda encoded: infer(preprocess(encoded)), session.close,
+                       int(output.shape[-1]), prepare=preprocess, infer=infer)
 
 
 def _load_checkpoint(path: str, model_name: str, num_classes: int, preprocessing_name: str,
@@ -458,18 +467,62 @@ def predict_each(model: LoadedModel, encoded_images: list[bytes]) -> list[Outcom
     An image TensorFlow cannot decode fails the whole batch, so the batch is
     then run image by image to tell which.
     """
+    outputs, errors = _each(model.predict_batch, encoded_images)
+    return outcomes_of(outputs, errors)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A batch made ready for `LoadedModel.infer` (`prepare_each`).
+
+    Attributes:
+      inputs: the model's input for the images that could be read, in order;
+        None if none could.
+      errors: for each image, None, or why it could not be read.
+    """
+    inputs: np.ndarray | None
+    errors: list[str | None]
+
+
+def prepare_each(model: LoadedModel, encoded_images: list[bytes]) -> Prepared:
+    """`model.prepare` on the images: one call, or one per image if some cannot be read."""
+    if not encoded_images:
+        return Prepared(None, [])
+    return Prepared(*_each(model.prepare, encoded_images))
+
+
+def infer_prepared(model: LoadedModel, prepared: Prepared) -> list[Outcome]:
+    """The outcome of each image of a prepared batch: `prepare_each` then this is
+    `predict_each`, in two halves that may run in two threads."""
+    outputs = model.infer(prepared.inputs) if prepared.inputs is not None else None
+    return outcomes_of(outputs, prepared.errors)
+
+
+def _each(run: Callable[[list[bytes]], np.ndarray], encoded_images: list[bytes]
+          ) -> tuple[np.ndarray | None, list[str | None]]:
+    """(`run` on the images that TensorFlow can decode, stacked, or None if none can;
+    for each image, None or why it cannot be decoded)."""
     try:
-        return [Outcome(outputs) for outputs in model.predict_batch(encoded_images)]
+        return run(encoded_images), [None] * len(encoded_images)
     except tf.errors.InvalidArgumentError as error:
         if len(encoded_images) == 1:
-            return [Outcome(error=_reason(error))]
-    outcomes = []
+            return None, [_reason(error)]
+    results, errors = [], []
     for encoded in encoded_images:
         try:
-            outcomes.append(Outcome(model.predict(encoded)))
+            results.append(run([encoded]))
+            errors.append(None)
         except tf.errors.InvalidArgumentError as error:
-            outcomes.append(Outcome(error=_reason(error)))
-    return outcomes
+            errors.append(_reason(error))
+    return (np.concatenate(results) if results else None), errors
+
+
+def outcomes_of(outputs: np.ndarray | None, errors: list[str | None]) -> list[Outcome]:
+    """Each image's Outcome: the next row of `outputs` (those of the readable images,
+    in order), or its error."""
+    rows = iter(() if outputs is None else outputs)
+    return [Outcome(error=error) if error is not None else Outcome(next(rows))
+            for error in errors]
 
 
 def read_image(image_path: str) -> bytes:

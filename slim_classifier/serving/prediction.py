@@ -303,15 +303,21 @@ def write_rows(model: classifier.LoadedModel, source: ImageSource, layout: RowLa
                output: str, batch_size: int, progress: Progress) -> tuple[int, int]:
     """Predicts every image of `source` into `output`, atomically; returns (rows, rejected).
 
-    Three threads overlap: one reads the images a batch or two ahead, this one
-    runs the model (the thread that loaded it: a TensorFlow session's first run
-    costs more in a new thread), and one writes the rows of the batches
-    predicted, in the order read. Whatever fails in either thread is raised
-    here once the rows of the batches before it are written.
+    Three threads overlap: one reads the images a batch or two ahead (and,
+    where the model decodes and preprocesses apart from inferring, as TFLite
+    and ONNX models do, prepares them), this one runs the model (the thread
+    that loaded it: a TensorFlow session's first run costs more in a new
+    thread), and one writes the rows of the batches predicted, in the order
+    read. Whatever fails in either thread is raised here once the rows of the
+    batches before it are written.
     """
     rows = rejected = 0
     rows_class = CsvRows if output_format(output) == '.csv' else JsonlRows
-    read = prefetched(batches(source.items(), batch_size))
+    batches_read = batches(source.items(), batch_size)
+    if model.prepare is None:
+        read = prefetched((batch, None) for batch in batches_read)
+    else:
+        read = prefetched((batch, prepared_batch(model, batch)) for batch in batches_read)
     with AtomicOutput(output) as stream, contextlib.closing(read):
         writer = rows_class(stream, layout)
 
@@ -326,17 +332,27 @@ def write_rows(model: classifier.LoadedModel, source: ImageSource, layout: RowLa
             progress.update(rows, rejected)
 
         with WrittenBehind(write_batch) as behind:
-            for batch in read:
-                behind.hand((batch, batch_outcomes(model, batch)))
+            for batch, prepared in read:
+                behind.hand((batch, batch_outcomes(model, batch, prepared)))
     return rows, rejected
 
 
-def batch_outcomes(model: classifier.LoadedModel, batch: list[ImageItem]
-                   ) -> list[classifier.Outcome]:
+def prepared_batch(model: classifier.LoadedModel, batch: list[ImageItem]
+                   ) -> classifier.Prepared:
+    """The readable images of `batch` made ready for `model.infer`."""
+    return classifier.prepare_each(model, [item.encoded for item in batch if item.error is None])
+
+
+def batch_outcomes(model: classifier.LoadedModel, batch: list[ImageItem],
+                   prepared: classifier.Prepared | None = None) -> list[classifier.Outcome]:
     """The outcome of each image: the model's outputs, or why it could not be read (the
-    item's own error, or the model's for an image it cannot decode)."""
+    item's own error, or the model's for an image it cannot decode). `prepared`: the
+    batch's `prepared_batch`, already made (else the model runs whole)."""
     readable = [item.encoded for item in batch if item.error is None]
-    outcomes = iter(classifier.predict_each(model, readable) if readable else ())
+    if prepared is not None:
+        outcomes = iter(classifier.infer_prepared(model, prepared))
+    else:
+        outcomes = iter(classifier.predict_each(model, readable) if readable else ())
     return [classifier.Outcome(error=item.error) if item.error is not None else next(outcomes)
             for item in batch]
 
