@@ -267,11 +267,12 @@ def random_checkpoint(name: str, num_classes: int, directory: str) -> str:
 
 # Exports and models.
 
-def export_all(net: NetData, directory: str, failures: Failures
+def export_all(net: NetData, directory: str, failures: Failures,
+               kinds: tuple[ExportKind, ...] = EXPORT_KINDS
                ) -> tuple[dict[str, str], dict[str, float]]:
-    """({kind: path}, {kind: export seconds}) of the kinds that exported."""
+    """({kind: path}, {kind: export seconds}) of the `kinds` that exported."""
     paths, seconds = {}, {}
-    for kind in EXPORT_KINDS:
+    for kind in kinds:
         path = os.path.join(directory, kind.file_name(net.name))
 
         def export(kind=kind, path=path):

@@ -258,6 +258,23 @@ def test_overlapped_rows_keep_the_input_order_and_bytes(models, image_dir, tmp_p
     assert 'Unknown image file format' in rows[listed.index(str(mixed / 'notes.txt'))]['error']
 
 
+def test_the_batch_prediction_benchmark_times_both_modes_on_the_same_rows(models, image_dir,
+                                                                         tmp_path):
+    sys.path.insert(0, os.path.join(helpers.REPO, 'benchmarks'))
+    import bench_batch_prediction as bench
+    model = classifier.load_model(models['onnx'], 'lenet')
+    assert model.prepare is not None and bench.whole(model).prepare is None
+    try:
+        # It raises if the two modes' files differ.
+        rates = bench.side_by_side(model, image_dir, str(tmp_path), batch_size=4, rounds=1,
+                                   class_names=DIGIT_NAMES)
+    finally:
+        model.close()
+    assert set(rates) == {bench.BESIDE, bench.IN_MODEL_THREAD, 'raw'}
+    assert all(rate > 0 for rate in rates.values())
+    assert len(_read_csv(str(tmp_path / 'rows_0.csv'))) == len(_image_files(image_dir))
+
+
 def _pipeline_threads():
     return [thread for thread in threading.enumerate()
             if thread.name in ('prefetch', 'write rows') and thread.is_alive()]
