@@ -117,10 +117,17 @@ def main() -> None:
                         help='copies of the 359 digits test images predicted per round')
     parser.add_argument('--train_steps', type=int, default=300)
     parser.add_argument('--output', default=DEFAULT_OUTPUT, help='where the JSON report goes')
+    parser.add_argument('--work_dir', default=None,
+                        help='keep the records, exports and images in a new directory here; by '
+                             'default they go to a temporary one, removed at the end')
     args = parser.parse_args()
     started, load_at_start = time.time(), os.getloadavg()
     rows = []
-    with tempfile.TemporaryDirectory() as work_dir:
+    if args.work_dir:
+        os.makedirs(args.work_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as temporary:
+        work_dir = tempfile.mkdtemp(prefix='bench_batch_prediction_',
+                                    dir=args.work_dir or temporary)
         net = bench_deploy.lenet_data(work_dir, args.train_steps)
         export_dir = os.path.join(work_dir, 'exports')
         os.makedirs(export_dir)
@@ -151,8 +158,9 @@ def main() -> None:
           '%.2fx' % (row[BESIDE] / row[IN_MODEL_THREAD]), row['raw'],
           '%.2fx' % (row[IN_MODEL_THREAD] / row['raw']), '%.2fx' % (row[BESIDE] / row['raw'])]
          for row in rows])
-    common.finish_report({'rows': rows, 'settings': vars(args)}, args.output, started,
-                         load_at_start)
+    common.finish_report({'rows': rows, 'settings': {
+        name: value for name, value in vars(args).items() if name not in ('output', 'work_dir')}},
+        args.output, started, load_at_start)
 
 
 if __name__ == '__main__':

@@ -31,8 +31,9 @@ one run, and prints as one table with ratios:
 * and, each in its own process, its goals read from its JSON report (see
   `--companions`): the deployment benchmark (`bench_deploy.py`: every export
   kind, quantization, sizes, batch prediction), the cost of evaluating while
-  training (`bench_train_eval.py`) and repeated evaluation against Keras
-  (`bench_repeated_eval.py`). A companion that fails is reported as such; the
+  training (`bench_train_eval.py`), repeated evaluation against Keras
+  (`bench_repeated_eval.py`) and batch prediction decoding beside a TFLite or
+  ONNX model (`bench_batch_prediction.py`). A companion that fails is reported as such; the
   rest of the suite stands.
 
 Each net's plan holds its goals: our images/sec over Keras's, in float32 and
@@ -164,6 +165,9 @@ COMPANIONS = {
         '--steps=100', '--eval_every=50', '--rounds=1', '--passes=2'), reads_digits=True),
     'repeated_eval': Companion('bench_repeated_eval.py', (), (
         '--passes=3', '--checkpoints=2'), reads_digits=True),
+    'batch_prediction': Companion('bench_batch_prediction.py', (), (
+        '--batch_sizes', '8', '--rounds=3', '--copies=4', '--train_steps=60'),
+        reads_digits=False),
 }
 
 
@@ -715,8 +719,17 @@ def repeated_eval_rows(report: dict) -> list[Row]:
     return rows
 
 
+def batch_prediction_rows(report: dict) -> list[Row]:
+    """bench_batch_prediction.py: decoding beside a TFLite/ONNX model against in its thread."""
+    return [Row('lenet', 'float32' if 'int8' not in row['kind'] else 'int8',
+                "batch prediction images/sec, %s batch %d: decoding beside / in the model's "
+                'thread' % (row['kind'], row['batch']), row['beside'],
+                row["in the model's thread"], row['beside'] / row["in the model's thread"])
+            for row in report['rows']]
+
+
 COMPANION_ROWS = {'deploy': deploy_rows, 'train_eval': train_eval_rows,
-                  'repeated_eval': repeated_eval_rows}
+                  'repeated_eval': repeated_eval_rows, 'batch_prediction': batch_prediction_rows}
 
 
 def _queue_rows(queues: dict) -> list[Row]:

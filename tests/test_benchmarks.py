@@ -374,6 +374,20 @@ def test_a_quick_suite_writes_its_own_report_unless_told_where(argv, expected):
 
 
 def test_the_suite_runs_every_companion_by_default_and_none_when_asked():
-    assert run_all.parse_args([]).companions == ['deploy', 'train_eval', 'repeated_eval']
+    assert run_all.parse_args([]).companions == ['deploy', 'train_eval', 'repeated_eval',
+                                                 'batch_prediction']
     assert run_all.parse_args(['--companions']).companions == []
     assert set(run_all.COMPANION_ROWS) == set(run_all.COMPANIONS)
+
+
+def test_batch_prediction_rows_give_each_model_its_ratio():
+    report = {'rows': [
+        {'kind': 'TFLite int8', 'batch': 8, 'images': 718, 'beside': 600.0,
+         "in the model's thread": 400.0, 'raw': 450.0},
+        {'kind': 'ONNX Runtime', 'batch': 8, 'images': 718, 'beside': 330.0,
+         "in the model's thread": 300.0, 'raw': 310.0}]}
+    rows = run_all.batch_prediction_rows(report)
+    assert [(row.precision, row.ours, row.reference) for row in rows] == [
+        ('int8', 600.0, 400.0), ('float32', 330.0, 300.0)]
+    assert [row.ratio for row in rows] == pytest.approx([1.5, 1.1])
+    assert all('batch 8' in row.measurement for row in rows)
