@@ -16,6 +16,7 @@ subset accuracy and the other multi-label figures at --threshold, and with
 thresholds.json in EVAL and beside the checkpoint of a training directory.
 """
 
+import dataclasses
 import os
 
 from slim_classifier.cli import flags, runner
@@ -85,8 +86,10 @@ def main(argv):
     from slim_classifier.evaluation import evaluator
     from slim_classifier.runtime import session_config
     values = flags.FLAGS
-    config = config_from_flags(
-        values, session_config.make_session_config(values.precision, values.xla))
+    config = config_from_flags(values)
+    # The session's settings follow the net, which the run's saved config may name.
+    config = dataclasses.replace(config, session_config=session_config.make_session_config(
+        config.precision, config.xla, model_name=config.model_name))
     if not config.eval_interval_secs:
         _report(evaluator.evaluate(config), config.eval_dir)
         return

@@ -116,6 +116,15 @@ SETTINGS = {
                                        ('KMP_AFFINITY', 'granularity=fine,compact,1,0'))),
     'no_remapper': Setting('no remapper: no fused convolution + bias + activation, batch norm '
                            '+ activation', rewrites_off=('remapping',)),
+    # The trainer keeps batch norm in float32 under bf16 for the nets of
+    # session_config.FLOAT32_BATCH_NORM_NETS only; these two decide for every net.
+    'bn_float32': Setting('bf16 with batch norm and its gradient kept in float32 (off the '
+                          "rewrite's infer list)", environment=((
+                              session_config.INFERLIST_REMOVE,
+                              ','.join(session_config.BATCH_NORM_OPS)),)),
+    'bn_bf16': Setting('bf16 with batch norm in bfloat16 after a bfloat16 convolution (the '
+                       "rewrite's own lists)",
+                       environment=((session_config.INFERLIST_REMOVE, ''),)),
 }
 
 
@@ -193,11 +202,14 @@ def training_config(model_name: str, precision: str, dataset_name: str, dataset_
                        num_preprocessing_threads=run_all.NUM_PREPROCESSING_THREADS)
 
 
-def setting_session_config(precision: str, setting: Setting) -> tf.ConfigProto:
-    """The trainer's session config for `precision`, changed as `setting` says."""
+def setting_session_config(precision: str, setting: Setting, model_name: str | None = None
+                           ) -> tf.ConfigProto:
+    """The trainer's session config for `precision` and `model_name`, changed as `setting`
+    says."""
     config = session_config.make_session_config(precision,
                                                 intra_op_threads=setting.intra_op_threads,
-                                                inter_op_threads=setting.inter_op_threads)
+                                                inter_op_threads=setting.inter_op_threads,
+                                                model_name=model_name)
     for rewrite in setting.rewrites_off:
         setattr(config.graph_options.rewrite_options, rewrite,
                 rewriter_config_pb2.RewriterConfig.OFF)
@@ -214,7 +226,8 @@ def profile_step(config: TrainConfig, setting_name: str, warmup: int, timed_step
     with tf.Graph().as_default() as graph:
         model = training_graph.build_training_graph(config, is_chief=True)
         convolutions = bench_conv_kernels.graph_convolutions(model.train_op)
-    settings = setting_session_config(config.precision, SETTINGS[setting_name])
+    settings = setting_session_config(config.precision, SETTINGS[setting_name],
+                                      model_name=config.model_name)
     with tf.Session(graph=graph, config=settings) as session:
         session.run(model.init_op)
         for _ in range(warmup):

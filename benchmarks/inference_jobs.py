@@ -98,7 +98,8 @@ def evaluation_rates(args: argparse.Namespace, model: keras.Model) -> dict[str, 
         batch_size=args.batch_size, max_num_batches=args.num_batches,
         num_readers=NUM_READERS, num_preprocessing_threads=NUM_PREPROCESSING_THREADS,
         precision=args.precision,
-        session_config=session_config.make_session_config(args.precision))
+        session_config=session_config.make_session_config(args.precision,
+                                                          model_name=args.model_name))
     batches = eval_batches(args)
     num_images = sum(int(images.shape[0]) for images, _ in batches)
 
@@ -126,7 +127,8 @@ def inference_rates(args: argparse.Namespace, model: keras.Model, class_names: l
     # Not a `with` block: that would make the graph the default one and put
     # Keras's predict() in graph mode.
     session = tf1.Session(graph=graph,
-                          config=session_config.make_session_config(args.precision))
+                          config=session_config.make_session_config(
+                              args.precision, model_name=args.model_name))
 
     def frozen_graph():
         for start in range(0, len(images), args.batch_size):

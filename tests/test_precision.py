@@ -83,6 +83,41 @@ def test_a_users_own_allowlist_removal_is_left_as_it_is(monkeypatch):
     assert 'bfloat16' in dtypes['depthwise']
 
 
+def _batch_norm_dtypes(config):
+    """The dtypes of the batch-norm kernels (forward and gradient) after a convolution."""
+    with tf.Graph().as_default():
+        images = tf.random.normal([2, 8, 8, 3], seed=1)
+        kernel = tf.Variable(tf.random.normal([3, 3, 3, 16], seed=2))
+        scale, offset = tf.Variable(tf.ones([16])), tf.Variable(tf.zeros([16]))
+        normalised, _, _ = tf.nn.fused_batch_norm(tf.nn.conv2d(images, kernel, 1, 'SAME'),
+                                                  scale, offset, is_training=True)
+        loss = tf.reduce_sum(tf.nn.relu(normalised))
+        gradients = tf.gradients(loss, [kernel, scale, offset])
+        with tf.Session(config=config) as session:
+            session.run([kernel.initializer, scale.initializer, offset.initializer])
+            metadata = tf.RunMetadata()
+            session.run(gradients, options=tf.RunOptions(output_partition_graphs=True),
+                        run_metadata=metadata)
+    return {tf.as_dtype(node.attr['T'].type).name for partition in metadata.partition_graphs
+            for node in partition.node if 'BatchNorm' in node.op}
+
+
+def test_bf16_keeps_batch_norm_in_float32_for_nasnet_only():
+    assert _batch_norm_dtypes(session_config.make_session_config(
+        'bf16', model_name='nasnet_mobile')) == {'float32'}
+    # Another net in the same process: the list this module wrote is rewritten.
+    assert 'bfloat16' in _batch_norm_dtypes(session_config.make_session_config(
+        'bf16', model_name='resnet_v1_50'))
+    assert session_config.INFERLIST_REMOVE not in os.environ
+
+
+def test_a_users_own_inferlist_removal_is_left_as_it_is(monkeypatch):
+    monkeypatch.setenv(session_config.INFERLIST_REMOVE, '')
+    assert 'bfloat16' in _batch_norm_dtypes(session_config.make_session_config(
+        'bf16', model_name='nasnet_mobile'))
+    assert os.environ[session_config.INFERLIST_REMOVE] == ''
+
+
 def test_float32_runs_no_bfloat16_cast():
     nodes = _traced_nodes(session_config.make_session_config('float32'))
     assert 'Conv2D' in nodes

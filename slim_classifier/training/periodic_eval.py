@@ -76,7 +76,8 @@ def eval_config(config: TrainConfig) -> EvalConfig:
         precision=config.precision, xla=config.xla, checkpoint_path=config.train_dir,
         eval_dir=os.path.join(config.train_dir, EVAL_DIRNAME), num_mistakes_shown=0,
         multi_label=config.multi_label,
-        session_config=session_config.make_session_config(config.precision, config.xla))
+        session_config=session_config.make_session_config(config.precision, config.xla,
+                                                          model_name=config.model_name))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -227,7 +227,8 @@ def _check_distribution(config: TrainConfig) -> None:
 
 def _session_settings(config: TrainConfig) -> tf.ConfigProto:
     """The ConfigProto of this worker's server and sessions."""
-    settings = session_config.make_session_config(config.precision, config.xla)
+    settings = session_config.make_session_config(config.precision, config.xla,
+                                                  model_name=config.model_name)
     if config.virtual_gpus:
         if tf.config.list_physical_devices('GPU'):
             settings = cluster.split_first_gpu(settings, config.virtual_gpus,
