@@ -44,8 +44,10 @@ setup(
         # export_inference_graph.py --export_format=onnx; 1.17 is the first tf2onnx that
         # accepts the protobuf of TensorFlow 2.21.
         'onnx': ONNX,
-        # The ONNX exports are tested too, so the test set-up installs the onnx extra.
-        'test': ['pytest>=8', 'pytest-xdist>=3', 'scikit-learn>=1.3', *ONNX],
+        # The ONNX exports are tested too, so the test set-up installs the onnx extra;
+        # cryptography makes the HTTPS test server's certificate.
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'scikit-learn>=1.3', 'cryptography>=42',
+                 *ONNX],
     },
     entry_points={
         'console_scripts': ['%s=%s:run' % (name, name) for name in COMMANDS],

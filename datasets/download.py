@@ -18,6 +18,7 @@ and no more members or bytes than a generous cap. A compressed archive is
 read to its very end, so that a checksum error in its last bytes is found.
 """
 
+import copy
 import gzip
 import hashlib
 import http.client
@@ -53,6 +54,11 @@ _CHUNK_BYTES = 1 << 20
 _USER_AGENT = 'slim-image-classifier-downloader'
 # The errors of a tar stream, or of its gzip or xz compression, that is corrupt or cut short.
 _CORRUPTION_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+# tarfile's extraction filters came with Python 3.10.12 and 3.11.4; before them
+# (Debian 12's 3.11.2, say) `_data_member` does what the 'data' filter does to
+# the members `_checked_members` lets through.
+_HAS_FILTERS = hasattr(tarfile, 'data_filter')
+_FILTER_ERRORS = (tarfile.FilterError,) if _HAS_FILTERS else ()
 
 log = logging.getLogger('download')
 Opened = TypeVar('Opened')
@@ -228,15 +234,34 @@ def extract_tar(archive_path: str, target_dir: str, max_bytes: int = MAX_EXTRACT
               tarfile.open(archive_path, 'r:*') as archive):
             members = _checked_members(archive, root, archive_path, max_bytes, max_members)
             # The 'data' filter repeats the checks and also drops unsafe modes.
-            archive.extractall(root, members=members, filter='data')
+            if _HAS_FILTERS:
+                archive.extractall(root, members=members, filter='data')
+            else:
+                archive.extractall(root, members=[_data_member(member) for member in members])
             # The end of a compressed stream holds its checksum, which tar never reads.
             while archive.fileobj.read(_CHUNK_BYTES):
                 pass
-    except tarfile.FilterError as error:
+    except _FILTER_ERRORS as error:
         raise UnsafeArchiveError('%s: %s' % (archive_path, error)) from error
     except _CORRUPTION_ERRORS as error:
         raise CorruptArchiveError('%s is not a complete, readable tar archive: %s'
                                   % (archive_path, error)) from error
+
+
+def _data_member(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A checked member as the 'data' filter extracts it: owned by whoever extracts it,
+    without set-id, sticky or group/other write bits; a file readable and writable by its
+    owner, and executable by others only if by its owner; a folder (which the filter
+    leaves to the umask) enterable by its owner."""
+    extracted = copy.copy(member)
+    extracted.uid, extracted.gid = os.geteuid(), os.getegid()
+    extracted.uname = extracted.gname = ''
+    mode = member.mode & 0o755
+    if member.isdir():
+        extracted.mode = mode | 0o700
+    else:
+        extracted.mode = (mode if mode & 0o100 else mode & ~0o111) | 0o600
+    return extracted
 
 
 def _checked_members(archive: tarfile.TarFile, root: str, archive_path: str, max_bytes: int,

@@ -1,14 +1,20 @@
 """A real HTTP or HTTPS server on 127.0.0.1 serving a folder, for the download tests."""
 
 import contextlib
+import datetime
 import functools
 import http.server
+import ipaddress
 import os
 import re
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 class FolderHandler(http.server.SimpleHTTPRequestHandler):
@@ -85,20 +91,30 @@ def serving(root, handler_class: type[http.server.SimpleHTTPRequestHandler] = Fo
 
 
 def self_signed_certificate(directory) -> str:
-    """Makes a key and a self-signed certificate for 127.0.0.1 with the `openssl` program.
+    """Makes a key and a self-signed certificate for 127.0.0.1, valid for a day either side
+    of now.
 
     Returns:
         The PEM file holding both: `serving`'s `certificate`, and what a
         client trusts through SSL_CERT_FILE.
     """
-    key, certificate = os.path.join(directory, 'key.pem'), os.path.join(directory, 'cert.pem')
-    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec',
-                    '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-                    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-                    '-keyout', key, '-out', certificate], check=True, capture_output=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, '127.0.0.1')])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder()
+                   .subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                                  critical=True)
+                   .sign(key, hashes.SHA256()))
     combined = os.path.join(directory, 'key_and_cert.pem')
     with open(combined, 'wb') as output:
-        for part in (key, certificate):
-            with open(part, 'rb') as source:
-                output.write(source.read())
+        output.write(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+        output.write(certificate.public_bytes(serialization.Encoding.PEM))
     return combined

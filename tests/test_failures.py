@@ -1,7 +1,7 @@
 """Training, evaluation and export failures: one line each, and no work lost.
 
-A full device is a real tmpfs mounted for the test (skipped where mounting is
-not permitted), a memory limit a real rlimit on the trainer's process, a bad
+A full device is a real tmpfs mounted for the test (see conftest's
+`mount_tmpfs`), a memory limit a real rlimit on the trainer's process, a bad
 record a real corrupted TFRecord.
 """
 
