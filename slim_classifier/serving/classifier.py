@@ -468,7 +468,7 @@ def predict_each(model: LoadedModel, encoded_images: list[bytes]) -> list[Outcom
     then run image by image to tell which.
     """
     outputs, errors = _each(model.predict_batch, encoded_images)
-    return outcomes_of(outputs, errors)
+    return _outcomes_of(outputs, errors)
 
 
 @dataclasses.dataclass
@@ -495,7 +495,7 @@ def infer_prepared(model: LoadedModel, prepared: Prepared) -> list[Outcome]:
     """The outcome of each image of a prepared batch: `prepare_each` then this is
     `predict_each`, in two halves that may run in two threads."""
     outputs = model.infer(prepared.inputs) if prepared.inputs is not None else None
-    return outcomes_of(outputs, prepared.errors)
+    return _outcomes_of(outputs, prepared.errors)
 
 
 def _each(run: Callable[[list[bytes]], np.ndarray], encoded_images: list[bytes]
@@ -517,7 +517,7 @@ def _each(run: Callable[[list[bytes]], np.ndarray], encoded_images: list[bytes]
     return (np.concatenate(results) if results else None), errors
 
 
-def outcomes_of(outputs: np.ndarray | None, errors: list[str | None]) -> list[Outcome]:
+def _outcomes_of(outputs: np.ndarray | None, errors: list[str | None]) -> list[Outcome]:
     """Each image's Outcome: the next row of `outputs` (those of the readable images,
     in order), or its error."""
     rows = iter(() if outputs is None else outputs)

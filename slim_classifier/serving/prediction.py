@@ -337,10 +337,15 @@ def write_rows(model: classifier.LoadedModel, source: ImageSource, layout: RowLa
     return rows, rejected
 
 
+def _readable(batch: list[ImageItem]) -> list[bytes]:
+    """The encoded images of the items that could be read."""
+    return [item.encoded for item in batch if item.error is None]
+
+
 def prepared_batch(model: classifier.LoadedModel, batch: list[ImageItem]
                    ) -> classifier.Prepared:
     """The readable images of `batch` made ready for `model.infer`."""
-    return classifier.prepare_each(model, [item.encoded for item in batch if item.error is None])
+    return classifier.prepare_each(model, _readable(batch))
 
 
 def batch_outcomes(model: classifier.LoadedModel, batch: list[ImageItem],
@@ -348,10 +353,10 @@ def batch_outcomes(model: classifier.LoadedModel, batch: list[ImageItem],
     """The outcome of each image: the model's outputs, or why it could not be read (the
     item's own error, or the model's for an image it cannot decode). `prepared`: the
     batch's `prepared_batch`, already made (else the model runs whole)."""
-    readable = [item.encoded for item in batch if item.error is None]
     if prepared is not None:
         outcomes = iter(classifier.infer_prepared(model, prepared))
     else:
+        readable = _readable(batch)
         outcomes = iter(classifier.predict_each(model, readable) if readable else ())
     return [classifier.Outcome(error=item.error) if item.error is not None else next(outcomes)
             for item in batch]
